@@ -1,0 +1,183 @@
+"""The baseline store: one committed JSON file per suite with per-case scores.
+
+Files are deterministic and diff-friendly: sorted keys, numbers rounded to 6 decimals,
+one case per line, so a reviewer reads a baseline change in a merge request. Writes are
+atomic (temporary file + ``os.replace``), and a baseline whose content did not change is
+not rewritten, so its bytes stay identical. A file that exists but cannot be read is a
+:class:`~pytest_llmeval.errors.BaselineError`, never "no baseline".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import BaselineError
+
+__all__ = ["FORMAT", "Baseline", "BaselineCase", "BaselineStore", "provenance"]
+
+FORMAT = "pytest-llmeval-baseline/1"
+_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class BaselineCase:
+    """One case's content hash and its scores per metric, one value per repeat."""
+
+    content_hash: str
+    scores: Mapping[str, tuple[float, ...]]
+
+    @classmethod
+    def of(cls, content_hash: str, scores: Mapping[str, Any]) -> BaselineCase:
+        """Build with values rounded as stored, so a reloaded case compares equal."""
+        return cls(content_hash, {m: tuple(round(float(v), _DIGITS) for v in values) for m, values in scores.items()})
+
+    def means(self) -> dict[str, float]:
+        return {metric: sum(values) / len(values) for metric, values in self.scores.items() if values}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    suite_id: str
+    dataset: str
+    fingerprint: str
+    cases: Mapping[str, BaselineCase]
+    plugin_version: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    def same_content(self, other: Baseline) -> bool:
+        """Equal apart from when, by whom and with which plugin version it was written."""
+        return replace(self, provenance={}, plugin_version="") == replace(other, provenance={}, plugin_version="")
+
+    def merged(self, updates: Mapping[str, BaselineCase], keep: set[str] | None) -> dict[str, BaselineCase]:
+        """This baseline's cases with ``updates`` applied; with ``keep`` given, cases not in
+        it are pruned (only a full run knows which cases the dataset still has)."""
+        cases = dict(self.cases)
+        cases.update(updates)
+        if keep is not None:
+            cases = {case_id: case for case_id, case in cases.items() if case_id in keep}
+        return cases
+
+    def render(self) -> str:
+        header = {
+            "format": FORMAT,
+            "suite": self.suite_id,
+            "dataset": self.dataset,
+            "fingerprint": self.fingerprint,
+            "plugin_version": self.plugin_version,
+            "provenance": dict(self.provenance),
+        }
+        lines = ["{"]
+        for key, value in header.items():
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, sort_keys=True, ensure_ascii=False)},")
+        lines.append('  "cases": {')
+        rows = []
+        for case_id in sorted(self.cases):
+            case = self.cases[case_id]
+            entry = {"hash": case.content_hash, "scores": {m: list(case.scores[m]) for m in sorted(case.scores)}}
+            rows.append(f"    {json.dumps(case_id, ensure_ascii=False)}: {json.dumps(entry, sort_keys=True, ensure_ascii=False)}")
+        if rows:
+            lines.append(",\n".join(rows))
+        lines.append("  }")
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+class BaselineStore:
+    """Baseline files under ``root``: ``<root>/<test file path>/<function>.json``."""
+
+    def __init__(self, root: Path, display_root: Path | None = None) -> None:
+        self.root = Path(root)
+        self.display_root = display_root
+
+    def display(self, suite_id: str) -> str:
+        """The suite's baseline path as shown to users: relative to ``display_root`` if below it."""
+        path = self.path_for(suite_id)
+        if self.display_root is not None and path.is_relative_to(self.display_root):
+            return path.relative_to(self.display_root).as_posix()
+        return str(path)
+
+    def path_for(self, suite_id: str) -> Path:
+        file_part, _, function = suite_id.partition("::")
+        safe = re.sub(r"[^\w.\-]", "_", function.replace("::", ".")) or "suite"
+        return self.root / file_part / f"{safe}.json"
+
+    def load(self, suite_id: str) -> Baseline | None:
+        """The suite's baseline, ``None`` when there is no file; BaselineError when the
+        file exists but cannot be trusted."""
+        path = self.path_for(suite_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BaselineError(f"{path}: cannot read baseline: {exc}") from None
+        try:
+            return _parse(text, suite_id)
+        except json.JSONDecodeError as exc:
+            raise BaselineError(f"{path}:{exc.lineno}: corrupt baseline (invalid JSON: {exc.msg}); restore it from version control or delete it to start over") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BaselineError(f"{path}: corrupt baseline ({exc}); restore it from version control or delete it to start over") from None
+
+    def write(self, baseline: Baseline) -> bool:
+        """Write atomically unless the stored baseline has the same content; True if written."""
+        path = self.path_for(baseline.suite_id)
+        old = self.load(baseline.suite_id)
+        if old is not None and old.same_content(baseline):
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(baseline.render())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return True
+
+
+def _parse(text: str, suite_id: str) -> Baseline:
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"unknown format {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}")
+    if data["suite"] != suite_id:
+        raise ValueError(f"file belongs to suite {data['suite']!r}, not {suite_id!r}")
+    cases = {}
+    for case_id, entry in data["cases"].items():
+        case = BaselineCase.of(str(entry["hash"]), entry["scores"])
+        if any(not values for values in case.scores.values()):
+            raise ValueError(f"case {case_id!r} has a metric with no values")
+        cases[case_id] = case
+    return Baseline(
+        suite_id=data["suite"],
+        dataset=str(data["dataset"]),
+        fingerprint=str(data["fingerprint"]),
+        cases=cases,
+        plugin_version=str(data.get("plugin_version", "")),
+        provenance=dict(data.get("provenance") or {}),
+    )
+
+
+def provenance(root: Path) -> dict[str, Any]:
+    """When and from which commit a baseline was written (the commit when git knows it)."""
+    info: dict[str, Any] = {"written_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return info
+    if done.returncode == 0 and done.stdout.strip():
+        info["git_commit"] = done.stdout.strip()
+    return info

@@ -1,0 +1,219 @@
+"""Golden datasets: load JSONL, YAML or CSV files into validated, ordered cases.
+
+Loading is deterministic (file order), so xdist workers collect identical items. Every
+problem is a :class:`~pytest_llmeval.errors.DatasetError` naming the file, the line and
+the field. PyYAML is imported only when a YAML file is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import DatasetError
+from .models import Case
+
+__all__ = ["Dataset", "ROW_FIELDS", "SUFFIXES", "load_dataset"]
+
+ROW_FIELDS = ("id", "inputs", "expected", "expected_answer", "context", "tags", "must_pass", "metadata")
+SUFFIXES = (".jsonl", ".yaml", ".yml", ".csv")
+_CSV_TRUE = {"1", "true", "yes", "y"}
+_CSV_FALSE = {"", "0", "false", "no", "n"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The cases of one dataset file, in file order, with a fingerprint of its bytes."""
+
+    path: Path
+    name: str
+    cases: tuple[Case, ...]
+    fingerprint: str
+
+
+def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
+    """Read and validate a dataset file; raise DatasetError on any problem.
+
+    ``name`` is how messages and ``Dataset.name`` refer to the file (default: the path).
+    """
+    path = Path(path)
+    shown = name or str(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DatasetError(shown, None, None, f"unsupported dataset format {suffix or '(none)'!r}; use one of {', '.join(SUFFIXES)}")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(shown, None, None, "dataset file not found") from None
+    except OSError as exc:
+        raise DatasetError(shown, None, None, f"cannot read dataset: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(shown, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+    if suffix == ".jsonl":
+        rows = _jsonl_rows(shown, text)
+    elif suffix == ".csv":
+        rows = _csv_rows(shown, text)
+    else:
+        rows = _yaml_rows(shown, text)
+
+    cases: list[Case] = []
+    first_line: dict[str, int | None] = {}
+    for line, row in rows:
+        case = _case_from_row(shown, line, row)
+        if case.id in first_line:
+            seen = first_line[case.id]
+            raise DatasetError(shown, line, "id", f"duplicate id {case.id!r} (first used on line {seen})")
+        first_line[case.id] = line
+        cases.append(case)
+    if not cases:
+        raise DatasetError(shown, None, None, "dataset is empty: no rows")
+    return Dataset(path=path, name=shown, cases=tuple(cases), fingerprint="sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def _jsonl_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(shown, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+
+
+def _yaml_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise DatasetError(shown, line, None, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise DatasetError(shown, None, None, f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        return
+    if isinstance(data, dict) and "cases" in data:
+        # Also accept a mapping with the rows under `cases:`.
+        root = next(value for key, value in root.value if key.value == "cases")
+        data = data["cases"]
+    if not isinstance(data, list):
+        raise DatasetError(shown, 1, None, "a YAML dataset must be a list of rows (or a mapping with a `cases:` list)")
+    for node, row in zip(root.value, data):
+        yield node.start_mark.line + 1, row
+
+
+def _csv_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        header = [name.strip() for name in header]
+        end_of_previous = reader.line_num
+        for record in reader:
+            line = end_of_previous + 1
+            end_of_previous = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(header):
+                raise DatasetError(shown, line, None, f"expected {len(header)} columns as in the header, found {len(record)}")
+            yield line, _csv_row(shown, line, dict(zip(header, record)))
+    except csv.Error as exc:
+        raise DatasetError(shown, reader.line_num, None, f"invalid CSV: {exc}") from None
+
+
+def _csv_row(shown: str, line: int, record: dict[str, str]) -> dict[str, Any]:
+    """CSV columns: reserved names are row fields; ``metadata.x`` goes to metadata; the rest
+    (``inputs.x`` or plain ``x``) are inputs. ``tags`` are separated by ``;``."""
+    row: dict[str, Any] = {"inputs": {}, "metadata": {}}
+    for column, value in record.items():
+        if column in ("id", "expected", "expected_answer", "context"):
+            if value != "" or column == "id":
+                row[column] = value
+        elif column == "tags":
+            row["tags"] = [tag.strip() for tag in value.split(";") if tag.strip()]
+        elif column == "must_pass":
+            flag = value.strip().lower()
+            if flag not in _CSV_TRUE | _CSV_FALSE:
+                raise DatasetError(shown, line, "must_pass", f"expected true/false, got {value!r}")
+            row["must_pass"] = flag in _CSV_TRUE
+        elif column.startswith("metadata."):
+            row["metadata"][column.removeprefix("metadata.")] = value
+        else:
+            row["inputs"][column.removeprefix("inputs.")] = value
+    return row
+
+
+def _case_from_row(shown: str, line: int, row: Any) -> Case:
+    if not isinstance(row, dict):
+        raise DatasetError(shown, line, None, f"a row must be a mapping, got {type(row).__name__}")
+    unknown = [key for key in row if key not in ROW_FIELDS]
+    if unknown:
+        key = str(unknown[0])
+        hint = difflib.get_close_matches(key, ROW_FIELDS, n=1)
+        suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(ROW_FIELDS)}"
+        raise DatasetError(shown, line, key, "unknown field" + suggestion)
+
+    case_id = row.get("id")
+    if case_id is None or case_id == "":
+        raise DatasetError(shown, line, "id", "missing: every row needs a stable, unique id")
+    if isinstance(case_id, bool) or not isinstance(case_id, (str, int)):
+        raise DatasetError(shown, line, "id", f"must be a string or integer, got {type(case_id).__name__}")
+
+    if "inputs" not in row:
+        raise DatasetError(shown, line, "inputs", "missing: every row needs an inputs mapping")
+    inputs = row["inputs"]
+    if not isinstance(inputs, dict):
+        raise DatasetError(shown, line, "inputs", f"must be a mapping, got {type(inputs).__name__}")
+    bad_key = next((key for key in inputs if not isinstance(key, str) or not key.isidentifier()), None)
+    if bad_key is not None:
+        raise DatasetError(shown, line, "inputs", f"key {bad_key!r} is not a valid Python identifier (inputs are passed as keyword arguments)")
+
+    if "expected" in row and "expected_answer" in row:
+        raise DatasetError(shown, line, "expected_answer", "give either expected or its alias expected_answer, not both")
+    expected = row.get("expected", row.get("expected_answer"))
+
+    context = row.get("context")
+    if context is not None and not isinstance(context, str) and not _is_str_list(context):
+        raise DatasetError(shown, line, "context", "must be a string or a list of strings")
+
+    tags = row.get("tags", [])
+    if not _is_str_list(tags):
+        raise DatasetError(shown, line, "tags", "must be a list of strings")
+
+    must_pass = row.get("must_pass", False)
+    if not isinstance(must_pass, bool):
+        raise DatasetError(shown, line, "must_pass", f"must be true or false, got {must_pass!r}")
+
+    metadata = row.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise DatasetError(shown, line, "metadata", f"must be a mapping, got {type(metadata).__name__}")
+
+    return Case(
+        id=str(case_id),
+        inputs=inputs,
+        expected=expected,
+        context=context,
+        tags=tuple(tags),
+        must_pass=must_pass,
+        metadata=metadata,
+        line=line,
+    )
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)

@@ -1,0 +1,120 @@
+"""Value objects that cross module and process boundaries: cases, suite specs, case results.
+
+Everything here is frozen and converts to and from plain JSON-safe dicts, because case
+results travel from xdist workers to the controller on pytest's test reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["Case", "CaseResult", "SuiteSpec", "case_content_hash"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One golden-dataset row (and, with repeats, which repeat of it this item runs)."""
+
+    id: str
+    inputs: Mapping[str, Any]
+    expected: Any = None
+    context: Any = None
+    tags: tuple[str, ...] = ()
+    must_pass: bool = False
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    repeat: int = 0
+
+    @property
+    def content_hash(self) -> str:
+        return case_content_hash(self)
+
+
+def case_content_hash(case: Case) -> str:
+    """First 12 hex digits of sha256 over what a score depends on: inputs, expected, context.
+
+    Pairing with a baseline uses it: a row whose content changed is not the same case.
+    """
+    payload = json.dumps(
+        [case.inputs, case.expected, case.context], sort_keys=True, default=str, ensure_ascii=False
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """What the gate needs to know about one suite (one ``llm_eval``-marked test function)."""
+
+    suite_id: str
+    dataset: str
+    fingerprint: str
+    n_rows: int
+    repeats: int = 1
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    max_drop: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite_id": self.suite_id,
+            "dataset": self.dataset,
+            "fingerprint": self.fingerprint,
+            "n_rows": self.n_rows,
+            "repeats": self.repeats,
+            "thresholds": dict(self.thresholds),
+            "max_drop": dict(self.max_drop),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SuiteSpec:
+        return cls(
+            suite_id=data["suite_id"],
+            dataset=data["dataset"],
+            fingerprint=data["fingerprint"],
+            n_rows=int(data["n_rows"]),
+            repeats=int(data["repeats"]),
+            thresholds={k: float(v) for k, v in data["thresholds"].items()},
+            max_drop={k: float(v) for k, v in data["max_drop"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The outcome of one case item (one repeat of one row).
+
+    ``outcome`` is ``"passed"``, ``"failed"`` (an assert, ``must_pass`` or a per-case
+    minimum) or ``"error"`` (the app or a scorer raised; ``scores`` may be partial).
+    """
+
+    suite: SuiteSpec
+    case_id: str
+    content_hash: str
+    repeat: int
+    outcome: str
+    scores: Mapping[str, float]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite.to_dict(),
+            "case_id": self.case_id,
+            "content_hash": self.content_hash,
+            "repeat": self.repeat,
+            "outcome": self.outcome,
+            "scores": dict(self.scores),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
+        return cls(
+            suite=SuiteSpec.from_dict(data["suite"]),
+            case_id=data["case_id"],
+            content_hash=data["content_hash"],
+            repeat=int(data["repeat"]),
+            outcome=data["outcome"],
+            scores={k: float(v) for k, v in data["scores"].items()},
+            error=data.get("error"),
+        )

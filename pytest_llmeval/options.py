@@ -1,0 +1,143 @@
+"""Command-line options and ini keys, resolved once into a frozen :class:`Settings`.
+
+Precedence: command-line option > ini key (``[tool.pytest.ini_options]``) > default.
+Bad values fail at start-up with a message naming the option or key.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_BASELINE_DIR",
+    "DEFAULT_MAX_DROP",
+    "Settings",
+    "add_options",
+    "parse_metric_values",
+    "resolve",
+]
+
+DEFAULT_ALPHA = 0.05
+DEFAULT_MAX_DROP = 0.02
+DEFAULT_BASELINE_DIR = ".llm-eval"
+
+
+@dataclass(frozen=True)
+class Settings:
+    enabled: bool = False
+    update: bool = False
+    repeats: int | None = None  # None: the marker's repeats= or 1
+    alpha: float = DEFAULT_ALPHA
+    max_drop: float = DEFAULT_MAX_DROP
+    max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    baseline_dir: Path = Path(DEFAULT_BASELINE_DIR)
+    non_inferiority: bool = False
+    enforce_thresholds: bool = True
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def add_options(parser: Any) -> None:
+    """Register options and ini keys on pytest's parser."""
+    group = parser.getgroup("llm-eval", "LLM evaluation (pytest-llmeval)")
+    group.addoption("--llm-eval", action="store_true", dest="llm_eval", help="run tests marked llm_eval (skipped otherwise: evals cost money and time)")
+    group.addoption("--llm-eval-update", action="store_true", dest="llm_eval_update", help="write this run's per-case scores as the new baseline (only after a complete run)")
+    group.addoption("--llm-eval-repeats", type=_positive_int, dest="llm_eval_repeats", metavar="K", help="run every case K times; repeats are averaged per case before any test")
+    group.addoption("--llm-eval-alpha", type=_probability, dest="llm_eval_alpha", metavar="ALPHA", help=f"significance level of the regression test (ini llm_eval_alpha, default {DEFAULT_ALPHA})")
+    group.addoption("--llm-eval-non-inferiority", action="store_true", dest="llm_eval_non_inferiority", help="strict mode: pass only if the lower confidence bound of the change is above minus the allowed drop")
+    group.addoption("--llm-eval-ignore-thresholds", action="store_true", dest="llm_eval_ignore_thresholds", help="report absolute thresholds but do not fail on them (e.g. when blessing a baseline)")
+    parser.addini("llm_eval_thresholds", type="linelist", default=[], help="metric=minimum mean, one per line, for every suite recording that metric (the marker's thresholds= win)")
+    parser.addini("llm_eval_max_drop", type="linelist", default=[], help=f"allowed drop against the baseline: a number for all metrics and/or metric=number lines (default {DEFAULT_MAX_DROP})")
+    parser.addini("llm_eval_alpha", default=str(DEFAULT_ALPHA), help="significance level of the regression test")
+    parser.addini("llm_eval_repeats", default="", help="default number of repeats per case")
+    parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
+    parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
+
+
+def parse_metric_values(lines: Any, source: str, *, allow_default: bool = False) -> tuple[float | None, dict[str, float]]:
+    """Parse ``metric=value`` lines (and, if allowed, one bare ``value``)."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    default: float | None = None
+    by_metric: dict[str, float] = {}
+    for raw in lines:
+        line = str(raw).strip()
+        if not line:
+            continue
+        name, sep, text = line.partition("=")
+        if not sep:
+            if not allow_default:
+                raise ConfigError(f"{source}: {line!r} is not of the form metric=value")
+            name, text = "", name
+        name = name.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{source}: {line!r}: {text.strip()!r} is not a number") from None
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{source}: {line!r}: value must be in [0, 1]")
+        if name:
+            by_metric[name] = value
+        else:
+            default = value
+    return default, by_metric
+
+
+def resolve(config: Any) -> Settings:
+    """Build Settings from pytest's config; raise ConfigError on a bad ini value."""
+    option = config.option
+    _, thresholds = parse_metric_values(config.getini("llm_eval_thresholds"), "ini llm_eval_thresholds")
+    max_drop, max_drop_by_metric = parse_metric_values(config.getini("llm_eval_max_drop"), "ini llm_eval_max_drop", allow_default=True)
+
+    alpha = option.llm_eval_alpha
+    if alpha is None:
+        try:
+            alpha = _probability(config.getini("llm_eval_alpha"))
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"ini llm_eval_alpha: {exc}") from None
+
+    repeats = option.llm_eval_repeats
+    ini_repeats = str(config.getini("llm_eval_repeats")).strip()
+    if repeats is None and ini_repeats:
+        try:
+            repeats = _positive_int(ini_repeats)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"ini llm_eval_repeats: {exc}") from None
+
+    return Settings(
+        enabled=bool(option.llm_eval or option.llm_eval_update),
+        update=bool(option.llm_eval_update),
+        repeats=repeats,
+        alpha=alpha,
+        max_drop=DEFAULT_MAX_DROP if max_drop is None else max_drop,
+        max_drop_by_metric=max_drop_by_metric,
+        thresholds=thresholds,
+        baseline_dir=Path(config.rootpath) / config.getini("llm_eval_baseline_dir"),
+        non_inferiority=bool(option.llm_eval_non_inferiority or config.getini("llm_eval_non_inferiority")),
+        enforce_thresholds=not option.llm_eval_ignore_thresholds,
+    )

@@ -1,0 +1,81 @@
+"""pytest entry point: options, the marker, the fixtures, and parametrization.
+
+Loaded on every pytest run of a user's project, so it imports nothing heavy. Without
+``--llm-eval`` it only marks eval items skipped; with it, ``pytest_configure`` builds one
+:class:`~pytest_llmeval.session.EvalSession` and registers it as a plugin, and the hooks
+here delegate to it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import options
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .recorder import EvalRecorder
+    from .session import EvalSession
+
+__all__ = ["SESSION_KEY", "llm_case", "llm_eval"]
+
+SESSION_KEY = pytest.StashKey["EvalSession"]()
+_MARKER_HELP = (
+    "llm_eval(dataset, scorers=[...], thresholds={...}, case_thresholds={...}, target=None, repeats=1, max_drop=...): "
+    "run the test once per dataset row as an LLM eval case (needs --llm-eval)"
+)
+_SKIP_REASON = "LLM eval: pass --llm-eval to run (evals call models: they cost money and time)"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", _MARKER_HELP)
+    try:
+        settings = options.resolve(config)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if settings.enabled:
+        from .session import EvalSession
+
+        session = EvalSession(config, settings)
+        config.stash[SESSION_KEY] = session
+        config.pluginmanager.register(session, "llmeval-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        config.pluginmanager.unregister(session)
+        del config.stash[SESSION_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("llm_eval")
+    if marker is None:
+        return
+    if "llm_case" not in metafunc.fixturenames:
+        raise pytest.Collector.CollectError(
+            f"{metafunc.definition.nodeid}: a test marked llm_eval must request the llm_case or llm_eval fixture"
+        )
+    session = metafunc.config.stash.get(SESSION_KEY, None)
+    if session is None:
+        metafunc.parametrize("llm_case", [pytest.param(None, marks=pytest.mark.skip(reason=_SKIP_REASON), id="llm-eval-off")])
+    else:
+        session.parametrize(metafunc, marker)
+
+
+@pytest.fixture
+def llm_case(request: pytest.FixtureRequest) -> Any:
+    """The current dataset row (a :class:`~pytest_llmeval.models.Case`)."""
+    pytest.fail("llm_case is only available in tests marked @pytest.mark.llm_eval(dataset=...)", pytrace=False)
+
+
+@pytest.fixture
+def llm_eval(request: pytest.FixtureRequest, llm_case: Any) -> EvalRecorder:
+    """Records scores for the current case; with the marker's target= it holds the app's output."""
+    return request.config.stash[SESSION_KEY].recorder_for(request.node, llm_case)

@@ -1,0 +1,118 @@
+"""The scorer catalogue: names to scorer functions, and binding marker entries to them.
+
+A scorer is a function ``fn(output, case, **options) -> float`` returning a score in
+[0, 1]; ``binary=True`` declares it only ever returns 0 or 1 (the gate then uses an exact
+test). In the marker a scorer is given as ``"name"`` or ``("name", {option: value})``; the
+option ``name`` renames the metric, so one scorer can be used twice.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import ScorerError
+from ..models import Case
+
+__all__ = ["BoundScorer", "Scorer", "ScorerRegistry", "default_registry"]
+
+ScorerFn = Callable[..., float]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    name: str
+    fn: ScorerFn
+    binary: bool = False
+
+
+@dataclass(frozen=True)
+class BoundScorer:
+    """A scorer with its options, producing the metric ``metric``."""
+
+    metric: str
+    scorer: Scorer
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, output: Any, case: Case) -> float:
+        try:
+            value = self.scorer.fn(output, case, **self.options)
+        except ScorerError:
+            raise
+        except Exception as exc:
+            raise ScorerError(f"scorer {self.metric!r} raised {type(exc).__name__}: {exc}") from exc
+        if isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0 or math.isnan(value):
+            raise ScorerError(f"scorer {self.metric!r} returned {value!r}; a score must be a number in [0, 1]")
+        return float(value)
+
+
+class ScorerRegistry:
+    """Scorers by name. ``bind`` turns marker entries into :class:`BoundScorer` objects."""
+
+    def __init__(self, scorers: Iterable[Scorer] = ()) -> None:
+        self._scorers: dict[str, Scorer] = {}
+        for scorer in scorers:
+            self.add(scorer)
+
+    def add(self, scorer: Scorer) -> None:
+        if scorer.name in self._scorers and self._scorers[scorer.name].fn is not scorer.fn:
+            raise ScorerError(f"a scorer named {scorer.name!r} is already registered")
+        self._scorers[scorer.name] = scorer
+
+    def register(self, name: str | None = None, *, binary: bool = False) -> Callable[[ScorerFn], ScorerFn]:
+        """Decorator: ``@registry.register("my_metric", binary=True)``."""
+
+        def decorate(fn: ScorerFn) -> ScorerFn:
+            self.add(Scorer(name or fn.__name__, fn, binary))
+            return fn
+
+        return decorate
+
+    def names(self) -> list[str]:
+        return sorted(self._scorers)
+
+    def get(self, name: str) -> Scorer:
+        try:
+            return self._scorers[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, self._scorers, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ScorerError(f"unknown scorer {name!r}{hint} Known scorers: {', '.join(self.names())}") from None
+
+    def bind(self, entries: Iterable[Any]) -> list[BoundScorer]:
+        """Resolve the marker's ``scorers=[...]``; fail on unknown names or bad options."""
+        bound: list[BoundScorer] = []
+        for entry in entries:
+            if isinstance(entry, str):
+                name, options = entry, {}
+            elif isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], Mapping):
+                name, options = entry[0], dict(entry[1])
+            else:
+                raise ScorerError(f"bad scorer entry {entry!r}: use 'name' or ('name', {{option: value}})")
+            scorer = self.get(name)
+            metric = options.pop("name", name)
+            try:
+                inspect.signature(scorer.fn).bind(None, None, **options)
+            except TypeError as exc:
+                raise ScorerError(f"scorer {name!r}: bad options {sorted(options)}: {exc}") from None
+            prepare = getattr(scorer.fn, "prepare_options", None)
+            if prepare is not None:
+                options = prepare(**options)
+            bound.append(BoundScorer(metric, scorer, options))
+        metrics = [b.metric for b in bound]
+        duplicate = next((m for m in metrics if metrics.count(m) > 1), None)
+        if duplicate is not None:
+            raise ScorerError(f"metric {duplicate!r} is produced twice; give one entry the option 'name'")
+        return bound
+
+
+def default_registry() -> ScorerRegistry:
+    """A fresh registry holding the built-in scorers."""
+    from . import text
+
+    return ScorerRegistry(text.BUILTIN_SCORERS)

@@ -1,0 +1,376 @@
+"""Statistics for pytest-llmeval: confidence intervals and paired regression tests.
+
+This module owns every number the plugin reports or gates on:
+
+* :func:`mean_ci` -- mean of a metric with a confidence interval (Wilson for
+  binary metrics, Student t for continuous ones);
+* :func:`compare_paired` -- current run versus stored baseline, paired by case
+  id (exact one-sided McNemar for binary metrics, one-sided paired t-test
+  otherwise), with the CI of the change and the minimum detectable drop;
+* :func:`non_inferiority_lower_bound`, :func:`holm`,
+  :func:`minimum_detectable_drop` -- helpers for gating and for the docs.
+
+Reference: E. Miller, "Adding Error Bars to Evals" (arXiv 2411.00640).
+
+Scores are floats in [0, 1]; a metric is *binary* when every value is exactly
+0.0 or 1.0.  Every float returned is a plain Python ``float`` (JSON-safe).
+
+The module is imported on every pytest run, so it only imports the standard
+library at module level; scipy is imported lazily by the functions that need
+it.  It does not depend on pytest.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import List, Optional, Sequence
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_POWER",
+    "MeanEstimate",
+    "PairedComparison",
+    "compare_paired",
+    "holm",
+    "is_binary",
+    "mean_ci",
+    "minimum_detectable_drop",
+    "non_inferiority_lower_bound",
+]
+
+DEFAULT_CONFIDENCE = 0.95
+DEFAULT_ALPHA = 0.05
+DEFAULT_POWER = 0.80
+
+_NAN = float("nan")
+_BINARY_VALUES = frozenset((0.0, 1.0))
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------
+
+
+def _check_probability(name: str, value: float) -> float:
+    """Return ``value`` as float; raise ValueError unless 0 < value < 1."""
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {value!r}")
+    return value
+
+
+def _as_scores(name: str, values: Sequence[float]) -> List[float]:
+    """Convert ``values`` to a list of floats, checking each is in [0, 1]."""
+    out = list(map(float, values))
+    # Fast path (C loops only); the plugin calls this on every comparison.
+    try:
+        ok = not out or (math.isfinite(math.fsum(out)) and min(out) >= 0.0 and max(out) <= 1.0)
+    except (ValueError, OverflowError):  # fsum of inf and -inf
+        ok = False
+    if not ok:
+        for i, v in enumerate(out):
+            if not 0.0 <= v <= 1.0:  # also rejects nan
+                raise ValueError(f"{name}[{i}] = {v!r} is not a score in [0, 1]")
+    return out
+
+
+def _mean_sd(values: List[float]) -> "tuple[float, float]":
+    """Mean and sample sd (ddof=1); sd is exactly 0.0 when all values are equal."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, _NAN
+    if min(values) == max(values):
+        return mean, 0.0
+    var = math.fsum([(v - mean) * (v - mean) for v in values]) / (n - 1)
+    return mean, math.sqrt(var)
+
+
+@lru_cache(maxsize=256)
+def _norm_ppf(q: float) -> float:
+    """Standard normal quantile (cached: the plugin asks for few distinct q)."""
+    from scipy import stats
+
+    return float(stats.norm.ppf(q))
+
+
+@lru_cache(maxsize=1024)
+def _t_ppf(q: float, df: int) -> float:
+    """Student t quantile with ``df`` degrees of freedom (cached)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(q, df))
+
+
+@lru_cache(maxsize=64)
+def _mcnemar_k_min(alpha: float) -> int:
+    """Smallest k with 0.5**k <= alpha: net losses (and no wins) McNemar needs."""
+    k = 1
+    while 0.5**k > alpha:
+        k += 1
+    return k
+
+
+def _clip(x: float, low: float, high: float) -> float:
+    return min(max(x, low), high)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def is_binary(values: Sequence[float]) -> bool:
+    """True when ``values`` is non-empty and every value is exactly 0.0 or 1.0."""
+    if len(values) == 0:
+        return False
+    try:
+        return set(values) <= _BINARY_VALUES  # C-speed; 1.0 == 1 == True hash alike
+    except TypeError:  # unhashable items
+        return all(v == 0.0 or v == 1.0 for v in values)
+
+
+@dataclass(frozen=True)
+class MeanEstimate:
+    """Mean of a metric over one suite, with a two-sided confidence interval."""
+
+    n: int
+    mean: float  # nan when n == 0
+    ci_low: float  # nan when undefined
+    ci_high: float
+    method: str  # "wilson" | "t" | "none"
+
+
+def mean_ci(values: Sequence[float], confidence: float = DEFAULT_CONFIDENCE) -> MeanEstimate:
+    """Mean of ``values`` with a two-sided ``confidence`` interval.
+
+    Binary metrics use the Wilson score interval (good coverage near 0 and 1,
+    never outside [0, 1]).  Continuous metrics use the Student t interval
+    ``mean +- t_{(1+c)/2, n-1} * sd / sqrt(n)`` clipped to [0, 1].  With one
+    continuous value the interval is (nan, nan); with zero variance it is
+    (mean, mean); with no values everything is nan and ``method == "none"``.
+    Raises ValueError for values outside [0, 1] or a bad ``confidence``.
+    """
+    confidence = _check_probability("confidence", confidence)
+    xs = _as_scores("values", values)
+    n = len(xs)
+    if n == 0:
+        return MeanEstimate(0, _NAN, _NAN, _NAN, "none")
+
+    if is_binary(xs):
+        from scipy import stats
+
+        k = sum(1 for v in xs if v == 1.0)
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+        return MeanEstimate(n, k / n, float(ci.low), float(ci.high), "wilson")
+
+    mean, sd = _mean_sd(xs)
+    if n < 2:
+        return MeanEstimate(n, mean, _NAN, _NAN, "t")
+    if sd == 0.0:
+        return MeanEstimate(n, mean, mean, mean, "t")
+    half = _t_ppf((1.0 + confidence) / 2.0, n - 1) * sd / math.sqrt(n)
+    return MeanEstimate(n, mean, _clip(mean - half, 0.0, 1.0), _clip(mean + half, 0.0, 1.0), "t")
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Current run versus baseline over the same cases (see :func:`compare_paired`)."""
+
+    n: int  # number of pairs
+    baseline_mean: float
+    current_mean: float
+    change: float  # mean paired difference current - baseline (negative = drop)
+    ci_low: float  # two-sided CI of the mean paired difference; nan when n < 2
+    ci_high: float
+    p_value: float  # one-sided p-value for H1: current is worse than baseline
+    test: str  # "mcnemar-exact" | "paired-t" | "none"
+    mde: float  # minimum detectable drop (positive) at alpha/power; nan when n < 2
+    losses: Optional[int]  # binary only: pairs baseline=1, current=0
+    wins: Optional[int]  # binary only: pairs baseline=0, current=1
+    se: float = _NAN  # standard error of the mean difference, sd_d / sqrt(n); nan when n < 2
+
+
+def minimum_detectable_drop(
+    sd_diff: float,
+    n: int,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    power: float = DEFAULT_POWER,
+    binary: bool = False,
+) -> float:
+    """Smallest true mean drop detected with probability ``power`` at level ``alpha``.
+
+    ``(z_{1-alpha} + z_{power}) * sd_diff / sqrt(n)`` (one-sided test, normal
+    approximation), nan when n < 2.  With ``binary=True`` the result is floored
+    at ``k_min / n``, k_min the smallest k with ``0.5**k <= alpha``: exact
+    McNemar needs at least k_min net losses even when nothing is flaky
+    (sd_diff == 0).  A value above 1 means no drop is detectable at this n.
+    """
+    alpha = _check_probability("alpha", alpha)
+    power = _check_probability("power", power)
+    sd_diff = float(sd_diff)
+    if not sd_diff >= 0.0:
+        raise ValueError(f"sd_diff must be >= 0, got {sd_diff!r}")
+    if n < 2:
+        return _NAN
+    mde = (_norm_ppf(1.0 - alpha) + _norm_ppf(power)) * sd_diff / math.sqrt(n)
+    if binary:
+        mde = max(mde, _mcnemar_k_min(alpha) / n)
+    return float(mde)
+
+
+def compare_paired(
+    baseline: Sequence[float],
+    current: Sequence[float],
+    *,
+    alpha: float = DEFAULT_ALPHA,
+    power: float = DEFAULT_POWER,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> PairedComparison:
+    """Compare ``current`` with ``baseline``; ``baseline[i]`` and ``current[i]`` are one case.
+
+    The p-value is one-sided for H1 "current is worse than baseline".
+
+    * Both sides binary: exact one-sided McNemar test.  With ``b`` losses
+      (1 -> 0) and ``c`` wins (0 -> 1), ``p = P(Binom(b + c, 1/2) >= b)``;
+      ``p = 1`` when there are no discordant pairs.
+    * Otherwise: one-sided paired t-test on ``d = current - baseline``.  Zero
+      variance is handled here (scipy would return nan): constant ``d < 0``
+      gives p = 0, constant ``d >= 0`` gives p = 1; one pair gives p = 1.
+
+    Why a paired t-test rather than Wilcoxon signed-rank for continuous
+    metrics: the gate is about the MEAN, which is what is reported and
+    thresholded.  The t-test tests exactly the mean difference, and its
+    p-value agrees with the t interval reported for the change (p < alpha iff
+    the one-sided bound excludes 0).  Wilcoxon tests a location shift of the
+    differences and can disagree in sign with the mean change (many small
+    gains and a few large losses lower the mean yet look like an
+    improvement).  Scores are bounded in [0, 1], so the CLT makes the t
+    approximation good from a few dozen cases.
+
+    ``ci_low``/``ci_high`` is the two-sided ``confidence`` t interval of the
+    mean difference (for either test), clipped to [-1, 1]; (change, change)
+    when the differences have zero variance; nan when n < 2.  ``mde`` is
+    :func:`minimum_detectable_drop` for the sample sd of ``d`` (floored for
+    binary pairs).  ``change`` is computed from exact sums of the differences,
+    so it equals ``current_mean - baseline_mean`` up to rounding and a net loss
+    of exactly ``t * n`` binary cases gives a drop of exactly ``t``.
+
+    Raises ValueError when the lengths differ, a value is outside [0, 1], or
+    alpha / power / confidence are not in (0, 1).
+    """
+    alpha = _check_probability("alpha", alpha)
+    power = _check_probability("power", power)
+    confidence = _check_probability("confidence", confidence)
+    base = _as_scores("baseline", baseline)
+    cur = _as_scores("current", current)
+    if len(base) != len(cur):
+        raise ValueError(
+            f"baseline and current must be paired: got {len(base)} and {len(cur)} values"
+        )
+    n = len(base)
+    if n == 0:
+        return PairedComparison(0, _NAN, _NAN, _NAN, _NAN, _NAN, 1.0, "none", _NAN, None, None)
+
+    baseline_mean = math.fsum(base) / n
+    current_mean = math.fsum(cur) / n
+    # Exact sum of the differences (fsum over current and negated baseline).
+    change = math.fsum(cur + list(map(operator.neg, base))) / n
+    diffs = list(map(operator.sub, cur, base))
+    binary = is_binary(base) and is_binary(cur)
+
+    losses: Optional[int] = None
+    wins: Optional[int] = None
+    if binary:
+        losses = diffs.count(-1.0)  # baseline 1, current 0
+        wins = diffs.count(1.0)  # baseline 0, current 1
+        if n < 2:
+            sd = _NAN
+        elif min(diffs) == max(diffs):
+            sd = 0.0
+        else:
+            # d takes values -1, 0, 1: the sample variance is an exact rational.
+            sd = math.sqrt(((losses + wins) * n - (wins - losses) ** 2) / (n * (n - 1)))
+    else:
+        _, sd = _mean_sd(diffs)  # nan when n == 1, exactly 0.0 when d is constant
+
+    if n >= 2:
+        se = sd / math.sqrt(n)
+        if sd == 0.0:
+            ci_low = ci_high = change
+        else:
+            half = _t_ppf((1.0 + confidence) / 2.0, n - 1) * se
+            ci_low = _clip(change - half, -1.0, 1.0)
+            ci_high = _clip(change + half, -1.0, 1.0)
+        mde = minimum_detectable_drop(sd, n, alpha=alpha, power=power, binary=binary)
+    else:
+        se = ci_low = ci_high = mde = _NAN
+
+    if binary:
+        test = "mcnemar-exact"
+        if losses + wins == 0:
+            p_value = 1.0
+        else:
+            from scipy import stats
+
+            p_value = float(
+                stats.binomtest(losses, losses + wins, 0.5, alternative="greater").pvalue
+            )
+    else:
+        test = "paired-t"
+        if n < 2:
+            p_value = 1.0  # one pair: cannot tell
+        elif sd == 0.0:
+            p_value = 0.0 if diffs[0] < 0.0 else 1.0
+        else:
+            from scipy import stats
+
+            # Same statistic and p-value as stats.ttest_rel(cur, base, alternative="less").
+            p_value = float(stats.t.cdf(change / se, n - 1))
+
+    return PairedComparison(
+        n, baseline_mean, current_mean, change, ci_low, ci_high,
+        p_value, test, mde, losses, wins, se,
+    )
+
+
+def non_inferiority_lower_bound(
+    comparison: PairedComparison, alpha: float = DEFAULT_ALPHA
+) -> float:
+    """One-sided (1 - alpha) lower confidence bound of the mean change.
+
+    ``change - t_{1-alpha, n-1} * se``; equals ``change`` when the differences
+    have zero variance and is nan when n < 2.  Gate "non-inferior within
+    margin m" as ``bound > -m``.
+    """
+    alpha = _check_probability("alpha", alpha)
+    n, se = comparison.n, comparison.se
+    if n < 2 or math.isnan(se):
+        return _NAN
+    if se == 0.0:
+        return float(comparison.change)
+    return float(max(comparison.change - _t_ppf(1.0 - alpha, n - 1) * se, -1.0))
+
+
+def holm(p_values: Sequence[float]) -> List[float]:
+    """Holm-Bonferroni step-down adjusted p-values, in input order.
+
+    Sorted ascending, the i-th (0-based) smallest of m is multiplied by
+    ``m - i``; a running maximum keeps the result monotone; capped at 1.0.
+    """
+    ps = [float(p) for p in p_values]
+    for i, p in enumerate(ps):
+        if not 0.0 <= p <= 1.0:  # also rejects nan
+            raise ValueError(f"p_values[{i}] = {p!r} is not a probability")
+    m = len(ps)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, idx in enumerate(sorted(range(m), key=ps.__getitem__)):
+        running = max(running, min(1.0, (m - rank) * ps[idx]))
+        adjusted[idx] = running
+    return adjusted

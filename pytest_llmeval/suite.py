@@ -1,0 +1,113 @@
+"""A suite's plan: the ``llm_eval`` marker's arguments, validated, with its dataset loaded.
+
+One suite is one marked test function. The plan holds everything its case items need
+(cases, bound scorers, target, per-case rules) and the :class:`SuiteSpec` that travels
+with every case result to the gate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .datasets import load_dataset
+from .errors import ConfigError
+from .models import Case, SuiteSpec
+from .scorers import BoundScorer, ScorerRegistry
+
+__all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
+
+MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop")
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    spec: SuiteSpec
+    cases: tuple[Case, ...]
+    scorers: tuple[BoundScorer, ...]
+    target: Callable[..., Any] | None
+    case_thresholds: Mapping[str, float]
+
+    def items(self) -> list[tuple[str, Case]]:
+        """(item id, case) per case and repeat, case-major, in dataset order."""
+        if self.spec.repeats == 1:
+            return [(case.id, case) for case in self.cases]
+        return [(f"{case.id}-r{k}", replace(case, repeat=k)) for case in self.cases for k in range(self.spec.repeats)]
+
+
+def plan_suite(
+    suite_id: str,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    test_dir: Path,
+    rootdir: Path,
+    registry: ScorerRegistry,
+    *,
+    ini_thresholds: Mapping[str, float],
+    repeats_override: int | None,
+) -> SuitePlan:
+    """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
+    where = f"{suite_id}: @pytest.mark.llm_eval"
+    if args:
+        raise ConfigError(f"{where}: takes keyword arguments only ({', '.join(MARKER_ARGS)})")
+    for key in kwargs:
+        if key not in MARKER_ARGS:
+            close = difflib.get_close_matches(key, MARKER_ARGS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(MARKER_ARGS)}"
+            raise ConfigError(f"{where}: unknown argument {key!r}{hint}")
+    if "dataset" not in kwargs:
+        raise ConfigError(f"{where}: dataset= is required (a JSONL, YAML or CSV file, relative to the test file)")
+
+    target = kwargs.get("target")
+    if target is not None and not callable(target):
+        raise ConfigError(f"{where}: target= must be a callable taking the case's inputs, got {target!r}")
+    scorer_entries = kwargs.get("scorers", [])
+    if isinstance(scorer_entries, (str, tuple)):
+        scorer_entries = [scorer_entries]
+    scorers = tuple(registry.bind(scorer_entries))
+
+    thresholds = {**ini_thresholds, **_unit_mapping(where, "thresholds", kwargs.get("thresholds", {}))}
+    case_thresholds = _unit_mapping(where, "case_thresholds", kwargs.get("case_thresholds", {}))
+    max_drop = kwargs.get("max_drop", {})
+    if isinstance(max_drop, (int, float)) and not isinstance(max_drop, bool):
+        max_drop = {m.metric: float(max_drop) for m in scorers} | {m: float(max_drop) for m in thresholds}
+    max_drop = _unit_mapping(where, "max_drop", max_drop)
+
+    repeats = repeats_override if repeats_override is not None else kwargs.get("repeats", 1)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
+
+    path = test_dir / kwargs["dataset"]
+    dataset = load_dataset(path, _display(path, rootdir))
+    spec = SuiteSpec(
+        suite_id=suite_id,
+        dataset=dataset.name,
+        fingerprint=dataset.fingerprint,
+        n_rows=len(dataset.cases),
+        repeats=repeats,
+        thresholds=thresholds,
+        max_drop=max_drop,
+    )
+    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds)
+
+
+def _unit_mapping(where: str, name: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: {name}= must be a mapping of metric name to a number in [0, 1], got {value!r}")
+    out = {}
+    for metric, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or math.isnan(number) or not 0 <= number <= 1:
+            raise ConfigError(f"{where}: {name}[{metric!r}] must be a number in [0, 1], got {number!r}")
+        out[str(metric)] = float(number)
+    return out
+
+
+def _display(path: Path, rootdir: Path) -> str:
+    """The dataset path relative to rootdir when it lies below it (stable across machines)."""
+    try:
+        return path.resolve().relative_to(rootdir.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,55 @@
+"""The terminal summary: a RunOutcome as lines of text (pure; the glue prints them)."""
+
+from __future__ import annotations
+
+from .gate import MetricVerdict, fmt, fmt_ci, fmt_p, fmt_signed
+from .run import RunOutcome, SuiteOutcome
+
+__all__ = ["summary_lines"]
+
+_COLUMNS = ("metric", "mean", "95% CI", "threshold", "baseline", "change (95% CI)", "p", "test", "verdict")
+
+
+def summary_lines(outcome: RunOutcome) -> list[str]:
+    lines: list[str] = []
+    for suite in outcome.suites:
+        lines += _suite_lines(suite)
+        lines.append("")
+    if lines:
+        lines.pop()
+    return lines
+
+
+def _suite_lines(suite: SuiteOutcome) -> list[str]:
+    spec = suite.spec
+    head = f"{spec.suite_id}  dataset {spec.dataset}: {suite.n_cases} case(s)"
+    if spec.repeats > 1:
+        head += f" x {spec.repeats} repeats"
+    if suite.paired_cases:
+        head += f", {suite.paired_cases} paired with the baseline"
+    head += "  " + ("PASS" if suite.passed else "FAIL")
+    rows = [_COLUMNS] + [_row(v) for v in suite.verdicts]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    table = ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [head] + table
+    lines += [f"  note: {note}" for note in suite.notes()]
+    for verdict in suite.verdicts:
+        lines += [f"  note: {note}" for note in verdict.notes]
+    if suite.baseline_written is not None:
+        if suite.baseline_written:
+            lines.append(f"  baseline written: {suite.baseline_path} ({len(suite.case_means)} case(s) from this run{'' if suite.full_run else ', others kept'})")
+        elif suite.baseline_error is None:
+            lines.append(f"  baseline unchanged: {suite.baseline_path}")
+    return lines
+
+
+def _row(v: MetricVerdict) -> tuple[str, ...]:
+    e, c = v.estimate, v.comparison
+    threshold = "" if v.threshold is None else f">= {v.threshold:g}"
+    if c is not None and c.n:
+        baseline, change = fmt(c.baseline_mean), f"{fmt_signed(c.change)} ({fmt_signed(c.ci_low)}..{fmt_signed(c.ci_high)})"
+        p = fmt_p(v.p_adjusted if v.p_adjusted is not None else c.p_value)
+        test = c.test
+    else:
+        baseline = change = p = test = ""
+    return (v.metric, fmt(e.mean), fmt_ci(e.ci_low, e.ci_high), threshold, baseline, change, p, test, v.status)
