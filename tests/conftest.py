@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import scipy.stats  # noqa: F401  -- imported once here: in-process pytester runs drop modules
+# first imported inside them, and numpy cannot be imported twice in one process.
 
 pytest_plugins = ["pytester"]
 
@@ -20,3 +22,20 @@ def write_jsonl(pytester: pytest.Pytester):
         return name
 
     return write
+
+
+def junit_cases(path) -> dict[str, dict]:
+    """Parse a junit XML file: test case name -> {"classname", "properties", "failure", "error"}."""
+    import xml.etree.ElementTree as ET
+
+    cases = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        failure = case.find("failure")
+        error = case.find("error")
+        cases[case.get("name")] = {
+            "classname": case.get("classname"),
+            "properties": {p.get("name"): p.get("value") for p in case.iter("property")},
+            "failure": None if failure is None else failure.get("message", "") + "\n" + (failure.text or ""),
+            "error": None if error is None else error.get("message", "") + "\n" + (error.text or ""),
+        }
+    return cases
