@@ -121,7 +121,11 @@ class EvalSession:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
-        result = yield
+        try:
+            result = yield
+        except BaseException as exc:  # -x / --maxfail (session.Failed), Ctrl-C, crashes
+            self.incomplete = str(exc) or type(exc).__name__
+            raise
         if self.is_worker or not self.run:
             return result
         if session.shouldfail or session.shouldstop:
