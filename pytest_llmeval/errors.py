@@ -6,7 +6,16 @@ Hierarchy::
     ├── DatasetError             a dataset file is missing, unparsable or has a bad row
     ├── ScorerError              an unknown scorer, bad scorer options, or a scorer that failed
     ├── ConfigError              a bad command-line option, ini value or marker argument
-    └── BaselineError            a baseline file that exists but cannot be read or trusted
+    ├── BaselineError            a baseline file that exists but cannot be read or trusted
+    ├── CacheError               a record/replay cache entry that cannot be read or written
+    │   └── CacheMissError       strict replay: the call is not in the cache
+    └── ProviderError            a model call failed after its retries (``status``, ``kind``)
+        ├── ProviderTimeout      the provider did not answer within the timeout
+        ├── ProviderConnectionError  connecting failed or the connection dropped
+        ├── RateLimitError       HTTP 429
+        ├── ServerError          HTTP 5xx
+        ├── ClientRequestError   any other HTTP 4xx (bad request, auth, not found): not retried
+        └── ResponseParseError   the answer is not the protocol's JSON
 
 Every message names what the user has to fix: the file, the line and the field where
 there is one.
@@ -14,7 +23,22 @@ there is one.
 
 from __future__ import annotations
 
-__all__ = ["BaselineError", "ConfigError", "DatasetError", "LLMEvalError", "ScorerError"]
+__all__ = [
+    "BaselineError",
+    "CacheError",
+    "CacheMissError",
+    "ClientRequestError",
+    "ConfigError",
+    "DatasetError",
+    "LLMEvalError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderTimeout",
+    "RateLimitError",
+    "ResponseParseError",
+    "ScorerError",
+    "ServerError",
+]
 
 
 class LLMEvalError(Exception):
@@ -47,3 +71,52 @@ class ConfigError(LLMEvalError):
 
 class BaselineError(LLMEvalError):
     """A baseline file that exists but is corrupt, unreadable or of an unknown format."""
+
+
+class CacheError(LLMEvalError):
+    """A cache entry that exists but cannot be read, or cannot be written."""
+
+
+class CacheMissError(CacheError):
+    """Strict replay mode and the call is not in the cache."""
+
+
+class ProviderError(LLMEvalError):
+    """A model call that failed for good (after retries where retrying makes sense).
+
+    ``kind`` is one of ``timeout``, ``connect``, ``rate_limit``, ``server_error``,
+    ``client_error``, ``parse``; ``status`` is the HTTP status when there was one.
+    Messages never contain API keys.
+    """
+
+    kind = "error"
+
+    def __init__(self, message: str, *, status: int | None = None, provider: str = "", model: str = "") -> None:
+        self.status = status
+        self.provider = provider
+        self.model = model
+        super().__init__(message)
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+
+
+class ProviderConnectionError(ProviderError):
+    kind = "connect"
+
+
+class RateLimitError(ProviderError):
+    kind = "rate_limit"
+
+
+class ServerError(ProviderError):
+    kind = "server_error"
+
+
+class ClientRequestError(ProviderError):
+    kind = "client_error"
+
+
+class ResponseParseError(ProviderError):
+    kind = "parse"
