@@ -80,7 +80,9 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
 
 
 def _jsonl_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also splits on U+2028 and friends, which are
+    # legal raw characters inside JSON strings.
+    for number, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -117,12 +119,19 @@ def _yaml_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    end_of_previous = 0
     try:
         header = next(reader, None)
         if header is None:
             return
         header = [name.strip() for name in header]
+        seen: dict[str, str] = {}
+        for column in header:
+            key = _csv_key(column)
+            if key in seen:
+                raise DatasetError(shown, 1, column, f"column repeats {seen[key]!r} (both fill the same field)")
+            seen[key] = column
         end_of_previous = reader.line_num
         for record in reader:
             line = end_of_previous + 1
@@ -133,7 +142,14 @@ def _csv_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
                 raise DatasetError(shown, line, None, f"expected {len(header)} columns as in the header, found {len(record)}")
             yield line, _csv_row(shown, line, dict(zip(header, record)))
     except csv.Error as exc:
-        raise DatasetError(shown, reader.line_num, None, f"invalid CSV: {exc}") from None
+        raise DatasetError(shown, end_of_previous + 1, None, f"invalid CSV: {exc}") from None
+
+
+def _csv_key(column: str) -> str:
+    """Which row field a CSV column fills (``inputs.x`` and ``x`` fill the same)."""
+    if column in ("id", "expected", "expected_answer", "context", "tags", "must_pass") or column.startswith("metadata."):
+        return column
+    return "inputs." + column.removeprefix("inputs.")
 
 
 def _csv_row(shown: str, line: int, record: dict[str, str]) -> dict[str, Any]:

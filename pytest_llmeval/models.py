@@ -39,9 +39,18 @@ def case_content_hash(case: Case) -> str:
     Pairing with a baseline uses it: a row whose content changed is not the same case.
     """
     payload = json.dumps(
-        [case.inputs, case.expected, case.context], sort_keys=True, default=str, ensure_ascii=False
+        _canonical([case.inputs, case.expected, case.context]), sort_keys=True, default=str, ensure_ascii=False
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+def _canonical(value: Any) -> Any:
+    """Mapping keys as strings, so YAML mappings with mixed key types (200, "error") hash."""
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)

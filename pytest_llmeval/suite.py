@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .datasets import load_dataset
-from .errors import ConfigError
+from .errors import ConfigError, ScorerError
 from .models import Case, SuiteSpec
 from .scorers import BoundScorer, ScorerRegistry
 
@@ -61,13 +62,22 @@ def plan_suite(
     if "dataset" not in kwargs:
         raise ConfigError(f"{where}: dataset= is required (a JSONL, YAML or CSV file, relative to the test file)")
 
+    dataset_arg = kwargs["dataset"]
+    if not isinstance(dataset_arg, (str, os.PathLike)):
+        raise ConfigError(f"{where}: dataset= must be a path (str or os.PathLike), got {dataset_arg!r}")
+
     target = kwargs.get("target")
     if target is not None and not callable(target):
         raise ConfigError(f"{where}: target= must be a callable taking the case's inputs, got {target!r}")
     scorer_entries = kwargs.get("scorers", [])
     if isinstance(scorer_entries, (str, tuple)):
         scorer_entries = [scorer_entries]
-    scorers = tuple(registry.bind(scorer_entries))
+    if not isinstance(scorer_entries, list):
+        raise ConfigError(f"{where}: scorers= must be a list of names or (name, options) pairs, got {scorer_entries!r}")
+    try:
+        scorers = tuple(registry.bind(scorer_entries))
+    except ScorerError as exc:
+        raise ScorerError(f"{where}: {exc}") from None
 
     thresholds = {**ini_thresholds, **_unit_mapping(where, "thresholds", kwargs.get("thresholds", {}))}
     case_thresholds = _unit_mapping(where, "case_thresholds", kwargs.get("case_thresholds", {}))
@@ -80,7 +90,7 @@ def plan_suite(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
 
-    path = test_dir / kwargs["dataset"]
+    path = test_dir / dataset_arg
     dataset = load_dataset(path, _display(path, rootdir))
     spec = SuiteSpec(
         suite_id=suite_id,
