@@ -33,11 +33,16 @@ class BaselineCase:
 
     content_hash: str
     scores: Mapping[str, tuple[float, ...]]
+    usage: Mapping[str, float] = field(default_factory=dict)  # mean app input/output tokens
 
     @classmethod
-    def of(cls, content_hash: str, scores: Mapping[str, Any]) -> BaselineCase:
+    def of(cls, content_hash: str, scores: Mapping[str, Any], usage: Mapping[str, Any] | None = None) -> BaselineCase:
         """Build with values rounded as stored, so a reloaded case compares equal."""
-        return cls(content_hash, {m: tuple(round(float(v), _DIGITS) for v in values) for m, values in scores.items()})
+        return cls(
+            content_hash,
+            {m: tuple(round(float(v), _DIGITS) for v in values) for m, values in scores.items()},
+            {k: round(float(v), _DIGITS) for k, v in (usage or {}).items()},
+        )
 
     def means(self) -> dict[str, float]:
         return {metric: sum(values) / len(values) for metric, values in self.scores.items() if values}
@@ -81,7 +86,9 @@ class Baseline:
         rows = []
         for case_id in sorted(self.cases):
             case = self.cases[case_id]
-            entry = {"hash": case.content_hash, "scores": {m: list(case.scores[m]) for m in sorted(case.scores)}}
+            entry: dict[str, Any] = {"hash": case.content_hash, "scores": {m: list(case.scores[m]) for m in sorted(case.scores)}}
+            if case.usage:
+                entry["usage"] = dict(case.usage)
             rows.append(f"    {json.dumps(case_id, ensure_ascii=False)}: {json.dumps(entry, sort_keys=True, ensure_ascii=False)}")
         if rows:
             lines.append(",\n".join(rows))
@@ -157,7 +164,7 @@ def _parse(text: str, suite_id: str) -> Baseline:
         raise ValueError(f"file belongs to suite {data['suite']!r}, not {suite_id!r}")
     cases = {}
     for case_id, entry in data["cases"].items():
-        case = BaselineCase.of(str(entry["hash"]), entry["scores"])
+        case = BaselineCase.of(str(entry["hash"]), entry["scores"], entry.get("usage"))
         if any(not values for values in case.scores.values()):
             raise ValueError(f"case {case_id!r} has a metric with no values")
         cases[case_id] = case

@@ -64,6 +64,7 @@ class SuiteSpec:
     repeats: int = 1
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_drop: Mapping[str, float] = field(default_factory=dict)
+    budgets: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class SuiteSpec:
             "repeats": self.repeats,
             "thresholds": dict(self.thresholds),
             "max_drop": dict(self.max_drop),
+            "budgets": dict(self.budgets),
         }
 
     @classmethod
@@ -86,6 +88,7 @@ class SuiteSpec:
             repeats=int(data["repeats"]),
             thresholds={k: float(v) for k, v in data["thresholds"].items()},
             max_drop={k: float(v) for k, v in data["max_drop"].items()},
+            budgets={k: float(v) for k, v in data["budgets"].items()},
         )
 
 
@@ -94,7 +97,10 @@ class CaseResult:
     """The outcome of one case item (one repeat of one row).
 
     ``outcome`` is ``"passed"``, ``"failed"`` (an assert, ``must_pass`` or a per-case
-    minimum) or ``"error"`` (the app or a scorer raised; ``scores`` may be partial).
+    minimum) or ``"error"`` (the app or a scorer raised; ``scores`` may be partial, and
+    ``error_kind`` says what failed: a provider error kind, ``app`` or ``scorer``).
+    ``usage`` is the case's ledger summary (tokens, cost, calls per app/judge);
+    ``latency_ms`` the wall time of the app call when the plugin made it.
     """
 
     suite: SuiteSpec
@@ -104,6 +110,9 @@ class CaseResult:
     outcome: str
     scores: Mapping[str, float]
     error: str | None = None
+    error_kind: str | None = None
+    latency_ms: float | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +123,9 @@ class CaseResult:
             "outcome": self.outcome,
             "scores": dict(self.scores),
             "error": self.error,
+            "error_kind": self.error_kind,
+            "latency_ms": self.latency_ms,
+            "usage": dict(self.usage),
         }
 
     @classmethod
@@ -126,4 +138,7 @@ class CaseResult:
             outcome=data["outcome"],
             scores={k: float(v) for k, v in data["scores"].items()},
             error=data.get("error"),
+            error_kind=data.get("error_kind"),
+            latency_ms=data.get("latency_ms"),
+            usage=data.get("usage") or {},
         )

@@ -7,11 +7,13 @@ Bad values fail at start-up with a message naming the option or key.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .providers.config import ProviderConfig
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -26,6 +28,10 @@ __all__ = [
 DEFAULT_ALPHA = 0.05
 DEFAULT_MAX_DROP = 0.02
 DEFAULT_BASELINE_DIR = ".llm-eval"
+DEFAULT_CONCURRENCY = 16
+DEFAULT_CACHE_MODE = "off"
+DEFAULT_CACHE_DIR = ".llm-eval/cache"
+CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,13 @@ class Settings:
     baseline_dir: Path = Path(DEFAULT_BASELINE_DIR)
     non_inferiority: bool = False
     enforce_thresholds: bool = True
+    concurrency: int = DEFAULT_CONCURRENCY
+    cache_mode: str = DEFAULT_CACHE_MODE
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    provider: ProviderConfig = field(default_factory=ProviderConfig)
+    price_lines: tuple[str, ...] = ()
+    price_file: Path | None = None
+    budgets: Mapping[str, float] = field(default_factory=dict)
 
 
 def _positive_int(text: str) -> int:
@@ -62,6 +75,12 @@ def _probability(text: str) -> float:
     return value
 
 
+def _cache_mode(text: str) -> str:
+    if text not in CACHE_MODES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(CACHE_MODES)}, got {text!r}")
+    return text
+
+
 def add_options(parser: Any) -> None:
     """Register options and ini keys on pytest's parser."""
     group = parser.getgroup("llm-eval", "LLM evaluation (pytest-llmeval)")
@@ -71,6 +90,21 @@ def add_options(parser: Any) -> None:
     group.addoption("--llm-eval-alpha", type=_probability, dest="llm_eval_alpha", metavar="ALPHA", help=f"significance level of the regression test (ini llm_eval_alpha, default {DEFAULT_ALPHA})")
     group.addoption("--llm-eval-non-inferiority", action="store_true", dest="llm_eval_non_inferiority", help="strict mode: pass only if the lower confidence bound of the change is above minus the allowed drop")
     group.addoption("--llm-eval-ignore-thresholds", action="store_true", dest="llm_eval_ignore_thresholds", help="report absolute thresholds but do not fail on them (e.g. when blessing a baseline)")
+    group.addoption("--llm-eval-concurrency", type=_positive_int, dest="llm_eval_concurrency", metavar="N", help=f"app calls in flight at once per suite (ini llm_eval_concurrency, default {DEFAULT_CONCURRENCY})")
+    group.addoption("--llm-eval-cache", type=_cache_mode, dest="llm_eval_cache", metavar="MODE", help="record/replay model responses: off, read, write, readwrite, or strict (replay only; a call not in the cache fails its case)")
+    parser.addini("llm_eval_concurrency", default=str(DEFAULT_CONCURRENCY), help="app calls in flight at once per suite")
+    parser.addini("llm_eval_cache", default=DEFAULT_CACHE_MODE, help="record/replay mode (see --llm-eval-cache)")
+    parser.addini("llm_eval_cache_dir", default=DEFAULT_CACHE_DIR, help="folder (relative to rootdir) of recorded responses")
+    parser.addini("llm_eval_provider", default="", help="default client protocol: openai (chat completions, also vLLM/Ollama/llama.cpp/LiteLLM/Azure) or anthropic (env LLM_EVAL_PROVIDER wins)")
+    parser.addini("llm_eval_model", default="", help="default model (env LLM_EVAL_MODEL wins)")
+    parser.addini("llm_eval_base_url", default="", help="default base URL, e.g. http://localhost:8000/v1 (env LLM_EVAL_BASE_URL wins)")
+    parser.addini("llm_eval_api_key_env", default="", help="name of the environment variable holding the API key (never the key itself)")
+    parser.addini("llm_eval_timeout", default="", help="seconds to wait for a model answer")
+    parser.addini("llm_eval_max_retries", default="", help="retries after a timeout, dropped connection, 429 or 5xx")
+    parser.addini("llm_eval_rate_limit", default="", help="requests per second to one provider endpoint, across the suite")
+    parser.addini("llm_eval_prices", type="linelist", default=[], help="model = input / output USD per million tokens, one per line (overrides the built-in table)")
+    parser.addini("llm_eval_price_file", default="", help="YAML file of prices: models: {name: {input: .., output: ..}}")
+    parser.addini("llm_eval_budgets", type="linelist", default=[], help="name=value lines: max_cost_per_case, max_latency_p95_ms, max_error_rate, max_output_tokens_increase, max_input_tokens_increase")
     parser.addini("llm_eval_thresholds", type="linelist", default=[], help="metric=minimum mean, one per line, for every suite recording that metric (the marker's thresholds= win)")
     parser.addini("llm_eval_max_drop", type="linelist", default=[], help=f"allowed drop against the baseline: a number for all metrics and/or metric=number lines (default {DEFAULT_MAX_DROP})")
     parser.addini("llm_eval_alpha", default=str(DEFAULT_ALPHA), help="significance level of the regression test")
@@ -129,6 +163,25 @@ def resolve(config: Any) -> Settings:
         except argparse.ArgumentTypeError as exc:
             raise ConfigError(f"ini llm_eval_repeats: {exc}") from None
 
+    concurrency = option.llm_eval_concurrency
+    if concurrency is None:
+        try:
+            concurrency = _positive_int(str(config.getini("llm_eval_concurrency")).strip())
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"ini llm_eval_concurrency: {exc}") from None
+    cache_mode = option.llm_eval_cache
+    if cache_mode is None:
+        try:
+            cache_mode = _cache_mode(str(config.getini("llm_eval_cache")).strip())
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"ini llm_eval_cache: {exc}") from None
+
+    from .budgets import DEFAULT_BUDGETS, parse_budgets
+
+    budgets = {**DEFAULT_BUDGETS, **parse_budgets(_key_values(config.getini("llm_eval_budgets"), "ini llm_eval_budgets"), "ini llm_eval_budgets")}
+    price_file = str(config.getini("llm_eval_price_file")).strip()
+    root = Path(config.rootpath)
+
     return Settings(
         enabled=bool(option.llm_eval or option.llm_eval_update),
         update=bool(option.llm_eval_update),
@@ -140,4 +193,39 @@ def resolve(config: Any) -> Settings:
         baseline_dir=Path(config.rootpath) / config.getini("llm_eval_baseline_dir"),
         non_inferiority=bool(option.llm_eval_non_inferiority or config.getini("llm_eval_non_inferiority")),
         enforce_thresholds=not option.llm_eval_ignore_thresholds,
+        concurrency=concurrency,
+        cache_mode=cache_mode,
+        cache_dir=root / config.getini("llm_eval_cache_dir"),
+        provider=_provider(config),
+        price_lines=tuple(config.getini("llm_eval_prices")),
+        price_file=root / price_file if price_file else None,
+        budgets=budgets,
     )
+
+
+def _key_values(lines: Any, source: str) -> dict[str, str]:
+    out = {}
+    for raw in lines:
+        line = str(raw).strip()
+        if not line:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{source}: {line!r} is not of the form name=value")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _provider(config: Any) -> ProviderConfig:
+    """The default client config: env LLM_EVAL_* > ini llm_eval_* > ProviderConfig defaults."""
+    values: dict[str, Any] = {}
+    for field_name, env in (("provider", "LLM_EVAL_PROVIDER"), ("model", "LLM_EVAL_MODEL"), ("base_url", "LLM_EVAL_BASE_URL"),
+                            ("api_key_env", None), ("timeout", None), ("max_retries", None), ("rate_limit", None)):
+        value = (os.environ.get(env) if env else None) or str(config.getini(f"llm_eval_{field_name}")).strip()
+        if not value:
+            continue
+        try:
+            values[field_name] = int(value) if field_name == "max_retries" else float(value) if field_name in ("timeout", "rate_limit") else value
+        except ValueError:
+            raise ConfigError(f"ini llm_eval_{field_name}: {value!r} is not a number") from None
+    return ProviderConfig(**values)

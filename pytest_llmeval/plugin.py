@@ -8,7 +8,7 @@ here delegate to it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .recorder import EvalRecorder
     from .session import EvalSession
 
-__all__ = ["SESSION_KEY", "llm_case", "llm_eval"]
+__all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_server"]
 
 SESSION_KEY = pytest.StashKey["EvalSession"]()
 _MARKER_HELP = (
@@ -79,3 +79,21 @@ def llm_case(request: pytest.FixtureRequest) -> Any:
 def llm_eval(request: pytest.FixtureRequest, llm_case: Any) -> EvalRecorder:
     """Records scores for the current case; with the marker's target= it holds the app's output."""
     return request.config.stash[SESSION_KEY].recorder_for(request.node, llm_case)
+
+
+@pytest.fixture
+def llm_server() -> Iterator[Any]:
+    """A loopback OpenAI/Anthropic-compatible server (see :mod:`pytest_llmeval.testing`)."""
+    from .testing import LoopbackLLMServer
+
+    with LoopbackLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_client() -> Iterator[Any]:
+    """A :class:`~pytest_llmeval.providers.ChatClient` with the run's default provider settings."""
+    from .providers.client import ChatClient
+
+    with ChatClient() as client:
+        yield client

@@ -1,18 +1,18 @@
 """The ``llm_eval`` fixture's object: scores one case and remembers what it recorded.
 
-It knows nothing of pytest. The glue creates one per case item, calls the target (when
-the marker names one) and asks it at the end whether the case failed a per-case rule.
+It knows nothing of pytest. With a target, the suite runner calls the app and scores its
+output in the background, and the item re-raises any failure with
+:meth:`EvalRecorder.raise_failure`; without one, the test body calls :meth:`score`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from .errors import ScorerError
+from .errors import ProviderError, ScorerError
 from .models import Case
+from .providers.accounting import Ledger
 from .scorers import BoundScorer
 
 __all__ = ["AppError", "EvalRecorder"]
@@ -25,42 +25,30 @@ class AppError(Exception):
 
 
 class EvalRecorder:
-    """Records scores for the current case.
+    """Records scores, output, usage and latency for the current case.
 
     ``score(output)`` runs the marker's scorers on an output; ``record(name, value)``
     records any other named number. With a ``target`` the plugin has already called the
     app and scored its output before the test body runs; ``output`` holds it.
     """
 
-    def __init__(
-        self,
-        case: Case,
-        scorers: Sequence[BoundScorer],
-        case_thresholds: Mapping[str, float] | None = None,
-    ) -> None:
+    def __init__(self, case: Case, scorers: Sequence[BoundScorer], case_thresholds: Mapping[str, float] | None = None) -> None:
         self.case = case
         self.scorers = tuple(scorers)
         self.case_thresholds = dict(case_thresholds or {})
         self.scores: dict[str, float] = {}
         self.error: str | None = None
+        self.error_kind: str | None = None
+        self.latency_ms: float | None = None
+        self.ledger = Ledger()
         self._output: Any = _UNSET
+        self._failure: BaseException | None = None
 
     @property
     def output(self) -> Any:
         if self._output is _UNSET:
             raise AttributeError("llm_eval.output is only set when the marker has a target= or after llm_eval.score(output)")
         return self._output
-
-    def run_target(self, target: Callable[..., Any]) -> Any:
-        """Call the app with the case's inputs as keyword arguments and score its output."""
-        try:
-            result = target(**self.case.inputs)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
-        except Exception as exc:
-            self.error = f"app raised {type(exc).__name__}: {exc}"
-            raise AppError(f"case {self.case.id!r}: {self.error}") from exc
-        return self.score(result)
 
     def score(self, output: Any) -> dict[str, float]:
         """Score ``output`` with every scorer of the marker; returns the new scores."""
@@ -71,6 +59,7 @@ class EvalRecorder:
                 new[scorer.metric] = scorer(output, self.case)
             except ScorerError as exc:
                 self.error = f"case {self.case.id!r}: {exc}"
+                self.error_kind = "scorer"
                 raise ScorerError(self.error) from exc.__cause__
         self.scores.update(new)
         return new
@@ -84,6 +73,32 @@ class EvalRecorder:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"llm_eval.record({name!r}, {value!r}): value must be a finite number")
         self.scores[name] = float(value)
+
+    # -- used by the suite runner -------------------------------------------------------
+
+    def app_failed(self, exc: BaseException, latency_ms: float) -> None:
+        """The app raised: keep the failure for the item to raise (KeyboardInterrupt and
+        SystemExit as they are, so they stop the run from pytest's thread)."""
+        self.latency_ms = latency_ms
+        if not isinstance(exc, Exception):
+            self._failure = exc
+            return
+        self.error = f"app raised {type(exc).__name__}: {exc}"
+        self.error_kind = exc.kind if isinstance(exc, ProviderError) else "app"
+        failure = AppError(f"case {self.case.id!r}: {self.error}")
+        failure.__cause__ = exc
+        self._failure = failure
+
+    def score_quietly(self, output: Any) -> None:
+        """Score, keeping a scorer failure for the item to raise instead of raising here."""
+        try:
+            self.score(output)
+        except ScorerError as exc:
+            self._failure = exc
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def case_failures(self) -> list[str]:
         """Per-case rules this case broke: nothing recorded, ``must_pass``, ``case_thresholds``."""
@@ -99,7 +114,3 @@ class EvalRecorder:
             elif value < minimum:
                 problems.append(f"{metric} {value:.3g} < case minimum {minimum:g}")
         return problems
-
-
-async def _await(awaitable: Any) -> Any:
-    return await awaitable

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .baseline import Baseline, BaselineCase, BaselineStore
+from .budgets import UsageVerdict, judge_usage
 from .errors import BaselineError
 from .gate import GatePolicy, MetricVerdict, judge_suite
 from .models import CaseResult, SuiteSpec
+from .providers.accounting import SuiteUsage, summarize_suite
 
 __all__ = ["EvalRun", "RunOutcome", "SuiteOutcome"]
 
@@ -30,7 +32,10 @@ class SuiteOutcome:
     flaky_cases: list[str]
     full_run: bool
     content_hashes: dict[str, str]
+    usage: SuiteUsage | None = None
+    case_tokens: dict[str, dict[str, float]] = field(default_factory=dict)
     verdicts: list[MetricVerdict] = field(default_factory=list)
+    usage_verdicts: list[UsageVerdict] = field(default_factory=list)
     baseline_path: str = ""
     baseline_error: str | None = None
     baseline: Baseline | None = None
@@ -47,7 +52,7 @@ class SuiteOutcome:
 
     @property
     def passed(self) -> bool:
-        return self.baseline_error is None and all(v.passed for v in self.verdicts)
+        return self.baseline_error is None and all(v.passed for v in [*self.verdicts, *self.usage_verdicts])
 
     def notes(self) -> list[str]:
         """What a reader must know to trust the comparison."""
@@ -127,6 +132,11 @@ def _collate(results: list[CaseResult]) -> SuiteOutcome:
         elif result.outcome == "failed":
             failed.add(result.case_id)
 
+    usage = None
+    if any(r.usage or r.latency_ms is not None for r in results):
+        usage = summarize_suite([r.usage for r in results], [r.latency_ms for r in results],
+                                [r.error_kind if r.outcome == "error" else None for r in results])
+
     by_metric: dict[str, dict[str, list[float]]] = {}
     for case_id, runs in repeats.items():
         per_metric: dict[str, list[float]] = {}
@@ -150,8 +160,23 @@ def _collate(results: list[CaseResult]) -> SuiteOutcome:
         flaky_cases=flaky,
         full_run=len(repeats) == spec.n_rows,
         content_hashes=hashes,
+        usage=usage,
+        case_tokens=_case_tokens(results),
     )
     return outcome
+
+
+def _case_tokens(results: list[CaseResult]) -> dict[str, dict[str, float]]:
+    """Mean app input/output tokens per case (over its repeats), for cases that called a model."""
+    per_case: dict[str, list[tuple[int, int]]] = {}
+    for result in results:
+        app = result.usage.get("app")
+        if app and app.get("calls") and result.outcome != "error":
+            per_case.setdefault(result.case_id, []).append((app["input_tokens"], app["output_tokens"]))
+    return {
+        case_id: {"input_tokens": sum(i for i, _ in runs) / len(runs), "output_tokens": sum(o for _, o in runs) / len(runs)}
+        for case_id, runs in per_case.items()
+    }
 
 
 def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, update: bool) -> None:
@@ -173,13 +198,24 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         if not update:
             baseline_scores = paired
     outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds, spec.max_drop, policy, baseline_scores)
+    if outcome.usage is not None:
+        paired_tokens = None
+        if baseline is not None and not update:
+            shared = [c for c in outcome.case_tokens if c in baseline.cases and baseline.cases[c].usage and c not in outcome.changed_cases]
+            if shared:
+                paired_tokens = {
+                    name: (sum(baseline.cases[c].usage.get(name, 0.0) for c in shared) / len(shared),
+                           sum(outcome.case_tokens[c][name] for c in shared) / len(shared))
+                    for name in ("input_tokens", "output_tokens")
+                }
+        outcome.usage_verdicts = judge_usage(outcome.usage, spec.budgets, paired_tokens)
 
 
 def _updated_baseline(outcome: SuiteOutcome, plugin_version: str, provenance: Callable[[], Mapping[str, Any]]) -> Baseline:
     spec = outcome.spec
     hashes = outcome.content_hashes
     updates = {
-        case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id])
+        case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id], outcome.case_tokens.get(case_id))
         for case_id in outcome.case_means
     }
     old = outcome.baseline or Baseline(spec.suite_id, spec.dataset, spec.fingerprint, {})

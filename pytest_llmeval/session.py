@@ -1,9 +1,10 @@
 """The eval session: the one object behind every hook of a ``--llm-eval`` run.
 
-Workers and the serial process plan suites, run cases and attach each case's result to
-its test report. The controller (or the serial process) aggregates those results from
+Workers and the serial process plan suites, run cases (app calls concurrently, through
+one :class:`~pytest_llmeval.runner.SuiteRunner` per suite) and attach each case's result
+to its test report. The controller (or the serial process) aggregates those results from
 ``pytest_runtest_logreport``, so serial and xdist runs take one path, and after a complete
-run it judges the suites and sends one synthetic test report per (suite, metric) gate.
+run it judges the suites and sends one synthetic test report per gate.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from .errors import LLMEvalError
 from .gate import GatePolicy
 from .models import Case, CaseResult
 from .options import Settings
+from .providers import accounting, runtime
 from .recorder import EvalRecorder
 from .run import EvalRun, RunOutcome, SuiteOutcome
+from .runner import SuiteRunner
 from .scorers import default_registry
 from .suite import SuitePlan, plan_suite
 from .terminal import summary_lines
@@ -42,9 +45,26 @@ class EvalSession:
         self.is_worker = hasattr(config, "workerinput")
         self.registry = default_registry()
         self.plans: dict[str, SuitePlan] = {}
+        self.runners: dict[str, SuiteRunner] = {}
         self.run = EvalRun()
         self.outcome: RunOutcome | None = None
         self.incomplete: str | None = None
+        runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices()))
+
+    def _cache(self) -> Any:
+        if self.settings.cache_mode == "off":
+            return None
+        from .providers.cache import ResponseCache
+
+        return ResponseCache(self.settings.cache_dir, self.settings.cache_mode)
+
+    def _prices(self) -> Any:
+        from .providers.pricing import PriceTable, load_price_file, parse_price_lines
+
+        overrides = parse_price_lines(self.settings.price_lines, "ini llm_eval_prices")
+        if self.settings.price_file is not None:
+            overrides = {**load_price_file(self.settings.price_file), **overrides}
+        return PriceTable.default().with_overrides(overrides)
 
     # -- collection -------------------------------------------------------------------
 
@@ -54,6 +74,7 @@ class EvalSession:
             plan = plan_suite(
                 suite_id, marker.args, marker.kwargs, metafunc.definition.path.parent, self.config.rootpath,
                 self.registry, ini_thresholds=self.settings.thresholds, repeats_override=self.settings.repeats,
+                ini_budgets=self.settings.budgets,
             )
         except LLMEvalError as exc:
             raise pytest.Collector.CollectError(str(exc)) from None
@@ -61,24 +82,49 @@ class EvalSession:
         items = plan.items()
         metafunc.parametrize("llm_case", [case for _, case in items], ids=[item_id for item_id, _ in items])
 
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Keep each suite on one worker (its calls are made once, concurrently there)."""
+        if config.getvalue("dist") not in ("load", "worksteal"):
+            return None
+        from .xdist_scheduling import SuiteScheduling
+
+        return SuiteScheduling(config, log)
+
     # -- running a case ---------------------------------------------------------------
 
     def recorder_for(self, item: pytest.Item, case: Case) -> EvalRecorder:
-        plan = self.plans[suite_id_of(item)]
-        recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds)
+        suite_id = suite_id_of(item)
+        plan = self.plans[suite_id]
+        if plan.target is None:
+            recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds)
+            item.stash[RECORDER_KEY] = recorder
+            return recorder
+        recorder = self._runner(item, suite_id, plan).result(case)
         item.stash[RECORDER_KEY] = recorder
-        if plan.target is not None:
-            recorder.run_target(plan.target)
+        recorder.raise_failure()
         return recorder
+
+    def _runner(self, item: pytest.Item, suite_id: str, plan: SuitePlan) -> SuiteRunner:
+        runner = self.runners.get(suite_id)
+        if runner is None:
+            runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds), self.settings.concurrency)
+            self.runners[suite_id] = runner
+            # Start every selected case of the suite now; items then only wait for their own.
+            runner.submit([i.callspec.params["llm_case"] for i in item.session.items if suite_id_of(i) == suite_id])  # type: ignore[attr-defined]
+        return runner
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
-        result = yield
         recorder = item.stash.get(RECORDER_KEY, None)
-        if recorder is not None:
-            problems = recorder.case_failures()
-            if problems:
-                pytest.fail("\n".join(problems), pytrace=False)
+        if recorder is None:
+            return (yield)
+        # Calls the body makes through our clients count against this case.
+        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(recorder.case.repeat):
+            result = yield
+        problems = recorder.case_failures()
+        if problems:
+            pytest.fail("\n".join(problems), pytrace=False)
         return result
 
     @pytest.hookimpl(wrapper=True)
@@ -88,11 +134,7 @@ class EvalSession:
         if recorder is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
             result = self._case_result(item, recorder, report)
             report.llm_eval = result.to_dict()
-            properties = [(PROPERTY_PREFIX + metric, value) for metric, value in result.scores.items()]
-            if result.suite.repeats > 1:
-                properties.append((PROPERTY_PREFIX + "repeat", result.repeat))
-            if result.error:
-                properties.append((PROPERTY_PREFIX + "error", result.error))
+            properties = _case_properties(result)
             item.user_properties.extend(properties)
             report.user_properties.extend(properties)
         return report
@@ -102,11 +144,13 @@ class EvalSession:
             outcome = "error"
         else:
             outcome = "failed" if report.failed else "passed"
-        error = recorder.error
+        error, kind = recorder.error, recorder.error_kind
         if outcome == "error" and error is None:
             error = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "setup failed"
+            kind = "setup"
         case = recorder.case
-        return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome, dict(recorder.scores), error)
+        return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
+                          dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary())
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -126,6 +170,8 @@ class EvalSession:
         except BaseException as exc:  # -x / --maxfail (session.Failed), Ctrl-C, crashes
             self.incomplete = str(exc) or type(exc).__name__
             raise
+        finally:
+            self._close_runners()
         if self.is_worker or not self.run:
             return result
         if session.shouldfail or session.shouldstop:
@@ -145,6 +191,11 @@ class EvalSession:
             self.config.hook.pytest_runtest_logreport(report=report)
         return result
 
+    def _close_runners(self) -> None:
+        for runner in self.runners.values():
+            runner.close()
+        self.runners.clear()
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.incomplete is not None:
             terminalreporter.write_sep("=", "llm-eval: run incomplete", yellow=True)
@@ -154,10 +205,32 @@ class EvalSession:
             for line in summary_lines(self.outcome):
                 terminalreporter.write_line(line)
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._close_runners()
+        runtime.set_defaults(runtime.Defaults())
+
+
+def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
+    properties: list[tuple[str, object]] = [(PROPERTY_PREFIX + metric, value) for metric, value in result.scores.items()]
+    if result.suite.repeats > 1:
+        properties.append((PROPERTY_PREFIX + "repeat", result.repeat))
+    if result.latency_ms is not None:
+        properties.append((PROPERTY_PREFIX + "latency_ms", round(result.latency_ms, 1)))
+    for kind, usage in sorted(result.usage.items()):
+        if usage.get("calls"):
+            prefix = f"{PROPERTY_PREFIX}{kind}."
+            properties += [(prefix + "input_tokens", usage["input_tokens"]), (prefix + "output_tokens", usage["output_tokens"]),
+                           (prefix + "cost", usage["cost"])]
+            if usage.get("cached_calls"):
+                properties.append((prefix + "cached_calls", usage["cached_calls"]))
+    if result.error:
+        properties.append((PROPERTY_PREFIX + "error", result.error))
+    return properties
+
 
 def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
-    """Synthetic setup/call/teardown reports, one test case per (suite, metric) verdict."""
-    file_part = suite.spec.suite_id.partition("::")[0]
+    """Synthetic setup/call/teardown reports: one test case per (suite, gate)."""
+    file_part, _, function = suite.spec.suite_id.partition("::")
     base_props = [(PROPERTY_PREFIX + "dataset", suite.spec.dataset), (PROPERTY_PREFIX + "cases", suite.n_cases)]
     if suite.flaky_cases:
         base_props.append((PROPERTY_PREFIX + "flaky_cases", " ".join(suite.flaky_cases)))
@@ -176,10 +249,12 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
                 props.append(("p_holm", verdict.p_adjusted))
         message = "\n".join([verdict.message(), *suite.notes()])
         gates.append((verdict.metric, verdict.passed, message, [(PROPERTY_PREFIX + k, v) for k, v in props]))
+    for usage in suite.usage_verdicts:
+        gates.append((usage.name, usage.passed, usage.message, [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
 
     for name, passed, message, props in gates:
         nodeid = f"{suite.spec.suite_id}::llm_eval_gate[{name}]"
-        location = (file_part, None, f"{suite.spec.suite_id.partition('::')[2]}::llm_eval_gate[{name}]")
+        location = (file_part, None, f"{function}::llm_eval_gate[{name}]")
         properties = base_props + props
         yield pytest.TestReport(nodeid, location, {}, "passed", None, "setup", user_properties=properties)
         yield pytest.TestReport(nodeid, location, {}, "passed" if passed else "failed", None if passed else message, "call", user_properties=properties)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .budgets import parse_budgets
 from .datasets import load_dataset
 from .errors import ConfigError, ScorerError
 from .models import Case, SuiteSpec
@@ -21,7 +22,7 @@ from .scorers import BoundScorer, ScorerRegistry
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
 
-MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop")
+MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop", "budgets")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ def plan_suite(
     *,
     ini_thresholds: Mapping[str, float],
     repeats_override: int | None,
+    ini_budgets: Mapping[str, float] | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
     where = f"{suite_id}: @pytest.mark.llm_eval"
@@ -86,6 +88,11 @@ def plan_suite(
         max_drop = {m.metric: float(max_drop) for m in scorers} | {m: float(max_drop) for m in thresholds}
     max_drop = _unit_mapping(where, "max_drop", max_drop)
 
+    marker_budgets = kwargs.get("budgets", {})
+    if not isinstance(marker_budgets, Mapping):
+        raise ConfigError(f"{where}: budgets= must be a mapping of budget name to number, got {marker_budgets!r}")
+    budgets = {**(ini_budgets or {}), **parse_budgets(marker_budgets, where)}
+
     repeats = repeats_override if repeats_override is not None else kwargs.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
@@ -100,6 +107,7 @@ def plan_suite(
         repeats=repeats,
         thresholds=thresholds,
         max_drop=max_drop,
+        budgets=budgets,
     )
     return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds)
 

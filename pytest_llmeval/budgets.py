@@ -1,0 +1,102 @@
+"""Usage budgets: cost, latency, error rate and token growth against the baseline.
+
+Configured like thresholds (ini ``llm_eval_budgets`` lines, the marker's ``budgets=``).
+Token growth is compared on tokens, not dollars: tokens are what a prompt change moves,
+they are recorded on cache hits too, and they do not change when prices do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .providers.accounting import SuiteUsage
+
+__all__ = ["BUDGET_KEYS", "DEFAULT_BUDGETS", "UsageVerdict", "judge_usage", "parse_budgets"]
+
+BUDGET_KEYS = {
+    "max_cost_per_case": "mean cost per case in USD (priced, uncached calls)",
+    "max_latency_p95_ms": "95th percentile of the per-case app latency, in ms",
+    "max_error_rate": "share of cases whose app call failed, in [0, 1]",
+    "max_output_tokens_increase": "allowed growth of mean app output tokens per case vs the baseline, as a fraction",
+    "max_input_tokens_increase": "allowed growth of mean app input tokens per case vs the baseline, as a fraction",
+}
+DEFAULT_BUDGETS = {"max_output_tokens_increase": 0.5, "max_input_tokens_increase": 0.5}
+
+
+def parse_budgets(values: Mapping[str, Any], where: str) -> dict[str, float]:
+    """Validate budget names and values; ConfigError naming ``where`` otherwise."""
+    budgets: dict[str, float] = {}
+    for name, value in values.items():
+        if name not in BUDGET_KEYS:
+            close = difflib.get_close_matches(str(name), BUDGET_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(BUDGET_KEYS)}"
+            raise ConfigError(f"{where}: unknown budget {name!r}{hint}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: budget {name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or math.isnan(number) or number < 0 or (name == "max_error_rate" and number > 1):
+            raise ConfigError(f"{where}: budget {name} must be {'in [0, 1]' if name == 'max_error_rate' else '>= 0'}, got {value!r}")
+        budgets[name] = number
+    return budgets
+
+
+@dataclass(frozen=True)
+class UsageVerdict:
+    name: str
+    passed: bool
+    message: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+def judge_usage(
+    usage: SuiteUsage,
+    budgets: Mapping[str, float],
+    paired_tokens: Mapping[str, tuple[float, float]] | None = None,
+) -> list[UsageVerdict]:
+    """Judge ``usage`` against ``budgets``. ``paired_tokens`` maps ``input_tokens`` /
+    ``output_tokens`` to (baseline mean, current mean) over the cases both sides share."""
+    verdicts = []
+    limit = budgets.get("max_cost_per_case")
+    if limit is not None:
+        mean = usage.cost_mean
+        passed = math.isnan(mean) or mean <= limit
+        text = f"cost per case ${_money(mean)} mean (p95 ${_money(usage.cost_p95)}, total ${_money(usage.cost_total)})"
+        if usage.unpriced_models:
+            text += f"; unpriced models not counted: {', '.join(usage.unpriced_models)}"
+        verdicts.append(UsageVerdict("cost_per_case", passed, f"{text} {'<=' if passed else '>'} budget ${_money(limit)}",
+                                     {"cost_mean": mean, "budget": limit}))
+    limit = budgets.get("max_latency_p95_ms")
+    if limit is not None:
+        p95 = usage.latency_p95_ms
+        passed = math.isnan(p95) or p95 <= limit
+        verdicts.append(UsageVerdict("latency_p95", passed,
+                                     f"latency p95 {p95:.0f} ms (p50 {usage.latency_p50_ms:.0f}, p99 {usage.latency_p99_ms:.0f}) {'<=' if passed else '>'} budget {limit:g} ms",
+                                     {"latency_p95_ms": p95, "budget": limit}))
+    limit = budgets.get("max_error_rate")
+    if limit is not None:
+        passed = usage.error_rate <= limit
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(usage.errors_by_kind.items())) or "none"
+        verdicts.append(UsageVerdict("error_rate", passed,
+                                     f"error rate {usage.error_rate:.1%} of {usage.cases} case(s) ({kinds}) {'<=' if passed else '>'} budget {limit:.1%}",
+                                     {"error_rate": usage.error_rate, "budget": limit}))
+    for tokens in ("output_tokens", "input_tokens"):
+        limit = budgets.get(f"max_{tokens}_increase")
+        if limit is None or not paired_tokens or tokens not in paired_tokens:
+            continue
+        before, after = paired_tokens[tokens]
+        growth = math.inf if before == 0 and after > 0 else 0.0 if before == 0 else after / before - 1
+        passed = growth <= limit
+        label = tokens.replace("_", " ")
+        verdicts.append(UsageVerdict(f"{tokens}_increase", passed,
+                                     f"mean {label} per case {before:.1f} -> {after:.1f} ({growth:+.0%}) {'<=' if passed else 'exceeds'} allowed increase {limit:.0%}",
+                                     {"baseline_mean": before, "mean": after, "increase": growth, "budget": limit}))
+    return verdicts
+
+
+def _money(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"

@@ -1,0 +1,243 @@
+"""Record/replay cache of model responses, as JSON files in a repo-local folder.
+
+This module owns
+
+* :data:`CACHE_MODES` and :func:`parse_cache_mode` -- what ``--llm-eval-cache`` accepts;
+* :func:`cache_key` -- the sha256 of the canonical JSON of everything that changes a
+  model's answer (the client builds that request dict: provider, base URL, model,
+  messages, sampling parameters, tools, repeat index; never headers or API keys);
+* :class:`ResponseCache` -- lookups and atomic stores of entries, with hit, miss and
+  write counters.
+
+Modes:
+
+============  ===========================  =====================================
+mode          lookup                       store
+============  ===========================  =====================================
+off           never reads (None)           no-op
+read          stored response or None      no-op
+write         never reads (None)           writes (re-records every call)
+readwrite     stored response or None      writes
+strict        stored response, or raises   no-op (replay only: CI without keys)
+              :class:`CacheMissError`
+============  ===========================  =====================================
+
+Layout: ``root/<key[:2]>/<key>.json`` holding ``{"key", "request", "response"}`` as
+indented JSON with sorted keys, so entries are diff-friendly when committed. Each entry
+is written to a temporary file in its own folder and moved into place with
+``os.replace``, so readers never see half an entry and any number of threads and
+processes may store at once (the same key stored twice with the same content is fine:
+the last writer wins, and an identical entry already present is left untouched).
+
+Only successful responses are stored: the clients call :meth:`ResponseCache.store`
+after a call succeeded, never for an error, so a replay never replays a failure.
+A request holding a top-level ``headers``, ``api_key`` or ``authorization`` field is
+refused (``ValueError``): credentials never reach a cache key or a cache file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import CacheError, CacheMissError, ConfigError
+
+__all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "parse_cache_mode"]
+
+CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
+_READ_MODES = frozenset({"read", "readwrite", "strict"})
+_WRITE_MODES = frozenset({"write", "readwrite"})
+_FORBIDDEN = frozenset({"headers", "extra_headers", "api_key", "authorization"})
+_KEY = re.compile(r"[0-9a-f]{64}")
+_REPLACE_ATTEMPTS = 5  # os.replace can fail on Windows while another process reads the target
+
+
+def parse_cache_mode(text: str) -> str:
+    """``text`` as one of :data:`CACHE_MODES` (case and surrounding blanks ignored)."""
+    mode = str(text).strip().lower()
+    if mode not in CACHE_MODES:
+        raise ConfigError(f"unknown cache mode {text!r}: choose one of {', '.join(CACHE_MODES)}")
+    return mode
+
+
+def _check_request(request: Mapping[str, Any]) -> None:
+    if not isinstance(request, Mapping):
+        raise TypeError(f"a cache request must be a mapping, not {type(request).__name__}")
+    secret = sorted(k for k in request if str(k).lower() in _FORBIDDEN)
+    if secret:
+        raise ValueError(f"a cache request must not hold {', '.join(map(str, secret))}: credentials never reach the cache")
+
+
+def _canonical(request: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"a cache request must be plain JSON (str keys, no nan): {exc}") from None
+
+
+def cache_key(request: Mapping[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of ``request`` (independent of dict order).
+
+    The key is of the exact JSON values: the client passes what it sends, so ``1`` and
+    ``1.0`` differ. Lists keep their order (message order changes the answer).
+    """
+    _check_request(request)
+    return hashlib.sha256(_canonical(request).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class ResponseCache:
+    """Response files under ``root``, read and written according to ``mode``.
+
+    Thread-safe: lookups and stores keep no state but the counters, which are guarded.
+    ``hits`` and ``misses`` count lookups that read the cache (not those in ``off`` or
+    ``write`` mode); ``writes`` counts entries written (an identical entry already on
+    disk is not rewritten nor counted).
+    """
+
+    def __init__(self, root: Path, mode: str) -> None:
+        self.root = Path(root)
+        self.mode = parse_cache_mode(mode)
+        self._lock = threading.Lock()
+        self._hits = 0
+        self._misses = 0
+        self._writes = 0
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.root)!r}, {self.mode!r})"
+
+    @property
+    def reads(self) -> bool:
+        """True when lookups read the cache (read, readwrite, strict)."""
+        return self.mode in _READ_MODES
+
+    @property
+    def writes_enabled(self) -> bool:
+        """True when stores write (write, readwrite)."""
+        return self.mode in _WRITE_MODES
+
+    @property
+    def hits(self) -> int:
+        with self._lock:
+            return self._hits
+
+    @property
+    def misses(self) -> int:
+        with self._lock:
+            return self._misses
+
+    @property
+    def writes(self) -> int:
+        with self._lock:
+            return self._writes
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+    def path_for(self, key: str) -> Path:
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise ValueError(f"not a cache key (64 lowercase hex digits): {key!r}")
+        return self.root / key[:2] / f"{key}.json"
+
+    def lookup(self, key: str, describe: str = "") -> dict[str, Any] | None:
+        """The stored response for ``key``, or None on a miss (or when the mode never reads).
+
+        In ``strict`` mode a miss raises :class:`CacheMissError`; ``describe`` (e.g.
+        ``"openai gpt-4o"``) says which call in its message. A corrupt entry raises
+        :class:`CacheError` naming the file.
+        """
+        path = self.path_for(key)
+        if not self.reads:
+            return None
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self._count("_misses")
+            if self.mode == "strict":
+                what = f"{describe.strip()}, key {key[:12]}" if describe and describe.strip() else f"key {key[:12]}"
+                raise CacheMissError(
+                    f"not in the cache (strict replay): {what}; record it with --llm-eval-cache=readwrite"
+                    f" (cache folder: {self.root})"
+                ) from None
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CacheError(f"{path}: cannot read cache entry: {exc}") from None
+        response = _parse_entry(text, key, path)
+        self._count("_hits")
+        return response
+
+    def store(self, key: str, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        """Write the entry for ``key`` (write and readwrite modes; a no-op otherwise).
+
+        Call it only for a successful response. ``key`` is authoritative; ``request`` is
+        stored beside the response for people reviewing the entry (usually the dict the
+        key was made from, or a readable subset of it), never credentials.
+        """
+        path = self.path_for(key)
+        if not self.writes_enabled:
+            return
+        _check_request(request)
+        if not isinstance(response, Mapping):
+            raise TypeError(f"a cached response must be a mapping, not {type(response).__name__}")
+        try:
+            text = json.dumps({"key": key, "request": request, "response": response}, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"a cached response must be plain JSON: {exc}") from None
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, text)
+        except OSError as exc:
+            raise CacheError(f"{path}: cannot write cache entry: {exc}") from None
+        self._count("_writes")
+
+
+def _parse_entry(text: str, key: str, path: Path) -> dict[str, Any]:
+    fix = "delete the file and record the call again (--llm-eval-cache=readwrite)"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CacheError(f"{path}:{exc.lineno}: corrupt cache entry (invalid JSON: {exc.msg}); {fix}") from None
+    if not isinstance(data, dict):
+        raise CacheError(f"{path}: corrupt cache entry (expected a JSON object); {fix}")
+    if data.get("key") != key:
+        raise CacheError(f"{path}: corrupt cache entry (it holds key {str(data.get('key'))[:12]!r}, not {key[:12]!r}); {fix}")
+    response = data.get("response")
+    if not isinstance(response, dict):
+        raise CacheError(f"{path}: corrupt cache entry (no 'response' object); {fix}")
+    return response
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        for attempt in range(_REPLACE_ATTEMPTS):
+            try:
+                os.replace(tmp, path)
+                return
+            except PermissionError:
+                if attempt == _REPLACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

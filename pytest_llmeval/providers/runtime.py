@@ -1,0 +1,56 @@
+"""Session-wide defaults for clients created without explicit arguments.
+
+The plugin sets them once per run (the record/replay cache, the price table, the
+default provider config); a client reads them when it makes a call, so clients built
+at import time of a user's app still use the run's cache and prices.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+from .config import ProviderConfig
+
+if TYPE_CHECKING:
+    from .cache import ResponseCache
+    from .pricing import PriceTable
+
+__all__ = ["Defaults", "current_repeat", "defaults", "set_defaults", "use_repeat"]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    config: ProviderConfig | None = None
+    cache: ResponseCache | None = None
+    prices: PriceTable | None = None
+
+
+_DEFAULTS = Defaults()
+_REPEAT: contextvars.ContextVar[int] = contextvars.ContextVar("llm_eval_repeat", default=0)
+
+
+def defaults() -> Defaults:
+    return _DEFAULTS
+
+
+def set_defaults(value: Defaults) -> None:
+    global _DEFAULTS
+    _DEFAULTS = value
+
+
+def current_repeat() -> int:
+    """Which repeat of its case the running call belongs to (part of the cache key)."""
+    return _REPEAT.get()
+
+
+@contextmanager
+def use_repeat(repeat: int) -> Iterator[None]:
+    """Run the block as repeat ``repeat`` of its case."""
+    token = _REPEAT.set(repeat)
+    try:
+        yield
+    finally:
+        _REPEAT.reset(token)
