@@ -1,24 +1,17 @@
-"""A tiny, deterministic stand-in for an LLM support assistant.
+"""The app under evaluation: a support assistant that asks a chat model.
 
-It answers from a keyword table, so the example eval runs offline and gives the same
-scores on every machine. Swap `answer` for a call to your own app.
+It talks to whatever OpenAI-compatible endpoint the run is configured for
+(`llm_eval_base_url` / `LLM_EVAL_BASE_URL`, `llm_eval_model`). In this example
+conftest.py points it at a loopback server, so the eval runs offline.
 """
 
-KNOWLEDGE = {
-    "refund": "Refunds are issued within 14 days to the original payment method.",
-    "password": "Reset your password from Settings > Security > Reset password.",
-    "shipping": "Standard shipping takes 3-5 business days; express takes 1-2.",
-    "invoice": "Invoices are in Billing > History and can be downloaded as PDF.",
-    "cancel": "You can cancel any time from Billing > Plan; access lasts until the period ends.",
-    "hours": "Support is open Monday to Friday, 9:00-18:00 CET.",
-    "export": "Export your data as CSV or JSON from Settings > Data > Export.",
-    "delete": "Deleting your account is permanent; use Settings > Account > Delete.",
-}
+from pytest_llmeval.providers import ChatClient
+
+SYSTEM_PROMPT = "You are a concise support assistant. Answer in one sentence from the help center."
+
+
+client = ChatClient()  # the run's provider settings (ini llm_eval_* keys, LLM_EVAL_* env)
 
 
 def answer(question: str) -> str:
-    text = question.lower()
-    for keyword, reply in KNOWLEDGE.items():
-        if keyword in text:
-            return reply
-    return "I'm not sure; a human agent will follow up by email."
+    return client.complete(question, system=SYSTEM_PROMPT, temperature=0)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .gate import fmt_money
 from .providers.accounting import SuiteUsage
 
 __all__ = ["BUDGET_KEYS", "DEFAULT_BUDGETS", "UsageVerdict", "judge_usage", "parse_budgets"]
@@ -65,10 +66,10 @@ def judge_usage(
     if limit is not None:
         mean = usage.cost_mean
         passed = math.isnan(mean) or mean <= limit
-        text = f"cost per case ${_money(mean)} mean (p95 ${_money(usage.cost_p95)}, total ${_money(usage.cost_total)})"
+        text = f"cost per case ${fmt_money(mean)} mean (p95 ${fmt_money(usage.cost_p95)}, total ${fmt_money(usage.cost_total)})"
         if usage.unpriced_models:
             text += f"; unpriced models not counted: {', '.join(usage.unpriced_models)}"
-        verdicts.append(UsageVerdict("cost_per_case", passed, f"{text} {'<=' if passed else '>'} budget ${_money(limit)}",
+        verdicts.append(UsageVerdict("cost_per_case", passed, f"{text} {'<=' if passed else '>'} budget ${fmt_money(limit)}",
                                      {"cost_mean": mean, "budget": limit}))
     limit = budgets.get("max_latency_p95_ms")
     if limit is not None:
@@ -96,7 +97,3 @@ def judge_usage(
                                      f"mean {label} per case {before:.1f} -> {after:.1f} ({growth:+.0%}) {'<=' if passed else 'exceeds'} allowed increase {limit:.0%}",
                                      {"baseline_mean": before, "mean": after, "increase": growth, "budget": limit}))
     return verdicts
-
-
-def _money(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"

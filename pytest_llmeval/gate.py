@@ -73,11 +73,13 @@ def judge_suite(
     suite_max_drop: Mapping[str, float],
     policy: GatePolicy,
     baseline_scores: Mapping[str, Mapping[str, float]] | None = None,
+    declared: Sequence[str] = (),
 ) -> list[MetricVerdict]:
-    """Judge every metric recorded in ``case_scores`` (case id -> metric -> score) and every
-    metric that has a threshold. ``baseline_scores`` holds the baseline's scores of the
-    cases that may be paired (same id, same content)."""
-    metrics = sorted({m for scores in case_scores.values() for m in scores} | set(thresholds))
+    """Judge every metric recorded in ``case_scores`` (case id -> metric -> score), every
+    metric that has a threshold, and every ``declared`` one (the scorers' metrics: one no
+    case produced fails). ``baseline_scores`` holds the baseline's scores of the cases that
+    may be paired (same id, same content)."""
+    metrics = sorted({m for scores in case_scores.values() for m in scores} | set(thresholds) | set(declared))
     comparisons: dict[str, stats.PairedComparison] = {}
     if baseline_scores is not None:
         for metric in metrics:
@@ -116,7 +118,9 @@ def _judge_metric(
     notes: list[str] = []
 
     threshold_failed = False
-    if threshold is not None:
+    if threshold is None and estimate.n == 0:
+        failures.append(f"{metric}: no case produced a score (every case errored or was not scored)")
+    elif threshold is not None:
         if estimate.n == 0:
             threshold_failed = True
             failures.append(f"{metric}: no case recorded this metric, but a threshold of {threshold:g} is set")
@@ -177,6 +181,13 @@ def fmt_ci(low: float, high: float) -> str:
     if math.isnan(low) or math.isnan(high):
         return "n/a"
     return f"{low:.2f}-{high:.2f}"
+
+
+def fmt_money(value: float) -> str:
+    """USD with enough digits for per-case amounts."""
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.4f}" if value >= 0.01 else f"{value:.6f}"
 
 
 def fmt_p(value: float | None) -> str:

@@ -65,9 +65,11 @@ class SuiteSpec:
     thresholds: Mapping[str, float] = field(default_factory=dict)
     max_drop: Mapping[str, float] = field(default_factory=dict)
     budgets: Mapping[str, float] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()  # what the marker's scorers produce
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "metrics": list(self.metrics),
             "suite_id": self.suite_id,
             "dataset": self.dataset,
             "fingerprint": self.fingerprint,
@@ -89,6 +91,7 @@ class SuiteSpec:
             thresholds={k: float(v) for k, v in data["thresholds"].items()},
             max_drop={k: float(v) for k, v in data["max_drop"].items()},
             budgets={k: float(v) for k, v in data["budgets"].items()},
+            metrics=tuple(data["metrics"]),
         )
 
 

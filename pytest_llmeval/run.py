@@ -197,7 +197,7 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         outcome.paired_cases = len(paired)
         if not update:
             baseline_scores = paired
-    outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds, spec.max_drop, policy, baseline_scores)
+    outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds, spec.max_drop, policy, baseline_scores, spec.metrics)
     if outcome.usage is not None:
         paired_tokens = None
         if baseline is not None and not update:

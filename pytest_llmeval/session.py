@@ -20,7 +20,7 @@ from .gate import GatePolicy
 from .models import Case, CaseResult
 from .options import Settings
 from .providers import accounting, runtime
-from .recorder import EvalRecorder
+from .recorder import AppError, EvalRecorder
 from .run import EvalRun, RunOutcome, SuiteOutcome
 from .runner import SuiteRunner
 from .scorers import default_registry
@@ -102,7 +102,12 @@ class EvalSession:
             return recorder
         recorder = self._runner(item, suite_id, plan).result(case)
         item.stash[RECORDER_KEY] = recorder
-        recorder.raise_failure()
+        try:
+            recorder.raise_failure()
+        except AppError as exc:
+            if isinstance(exc.__cause__, LLMEvalError):  # a provider or cache failure: its message says it all
+                pytest.fail(str(exc), pytrace=False)
+            raise
         return recorder
 
     def _runner(self, item: pytest.Item, suite_id: str, plan: SuitePlan) -> SuiteRunner:

@@ -108,6 +108,7 @@ def plan_suite(
         thresholds=thresholds,
         max_drop=max_drop,
         budgets=budgets,
+        metrics=tuple(s.metric for s in scorers),
     )
     return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds)
 

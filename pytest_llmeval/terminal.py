@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from .gate import MetricVerdict, fmt, fmt_ci, fmt_p, fmt_signed
+import math
+
+from .gate import MetricVerdict, fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
+from .providers.accounting import SuiteUsage
 from .run import RunOutcome, SuiteOutcome
 
-__all__ = ["summary_lines"]
+__all__ = ["summary_lines", "usage_line"]
 
 _COLUMNS = ("metric", "mean", "95% CI", "threshold", "baseline", "change (95% CI)", "p", "test", "verdict")
 
@@ -32,6 +35,9 @@ def _suite_lines(suite: SuiteOutcome) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     table = ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines = [head] + table
+    if suite.usage is not None:
+        lines.append("  " + usage_line(suite.usage))
+    lines += [f"  {v.name}: {v.message}  {'pass' if v.passed else 'FAIL'}" for v in suite.usage_verdicts]
     lines += [f"  note: {note}" for note in suite.notes()]
     for verdict in suite.verdicts:
         lines += [f"  note: {note}" for note in verdict.notes]
@@ -41,6 +47,28 @@ def _suite_lines(suite: SuiteOutcome) -> list[str]:
         elif suite.baseline_error is None:
             lines.append(f"  baseline unchanged: {suite.baseline_path}")
     return lines
+
+
+def usage_line(u: SuiteUsage) -> str:
+    """Cost, tokens, latency, errors and cache use of a suite, in one line."""
+    parts = []
+    if u.calls:
+        cost = f"cost ${fmt_money(u.cost_total)} (${fmt_money(u.cost_mean)}/case, p95 ${fmt_money(u.cost_p95)})"
+        if u.judge_cost_total:
+            cost += f" of which judge ${fmt_money(u.judge_cost_total)}"
+        if u.unpriced_models:
+            cost += f", unpriced: {', '.join(u.unpriced_models)}"
+        parts.append(cost)
+        parts.append(f"tokens {u.input_tokens:,} in / {u.output_tokens:,} out ({u.output_tokens_mean:.0f} out/case)")
+        parts.append(f"calls {u.calls}" + (f" ({u.cached_calls} from cache)" if u.cached_calls else ""))
+    if not math.isnan(u.latency_p50_ms):
+        parts.append(f"latency p50 {u.latency_p50_ms:.0f} ms, p95 {u.latency_p95_ms:.0f} ms, p99 {u.latency_p99_ms:.0f} ms")
+    errors = ", ".join(f"{kind} {n}" for kind, n in sorted(u.errors_by_kind.items()))
+    parts.append(f"errors {u.error_rate:.1%}" + (f" ({errors})" if errors else ""))
+    retries = sum(u.retries_by_kind.values())
+    if retries:
+        parts.append(f"retries {retries} (" + ", ".join(f"{k} {n}" for k, n in sorted(u.retries_by_kind.items())) + ")")
+    return "usage: " + "; ".join(parts)
 
 
 def _row(v: MetricVerdict) -> tuple[str, ...]:

@@ -184,7 +184,9 @@ def test_body_scores_and_records_values_without_a_target(pytester, write_jsonl):
     result.stdout.fnmatch_lines(["*latency*0.375*>= 0.5*fail*"])
     result.stdout.fnmatch_lines(["*latency 0.375 < 0.5 (95% CI*n=4)*"])
     result.stdout.fnmatch_lines(["*no scores recorded: call llm_eval.score(output)*"])
-    result.assert_outcomes(passed=4 + 2, failed=4 + 1)  # body cases + exact_match/json_valid gates; forgot x4 + latency gate
+    # passed: body cases + exact_match/json_valid gates; failed: forgot x4, the latency gate,
+    # and test_forgot_to_score's exact_match gate (no case produced a score)
+    result.assert_outcomes(passed=4 + 2, failed=4 + 1 + 1)
 
 
 def test_async_target_and_ini_thresholds(pytester, write_jsonl):
