@@ -9,17 +9,16 @@ not rewritten, so its bytes stay identical. A file that exists but cannot be rea
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
-import subprocess
-import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import BaselineError
+from .fileio import git_info, write_atomic
 
 __all__ = ["FORMAT", "Baseline", "BaselineCase", "BaselineStore", "provenance"]
 
@@ -56,6 +55,7 @@ class Baseline:
     cases: Mapping[str, BaselineCase]
     plugin_version: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    digest: str = field(default="", compare=False)  # sha256 of the file it was read from
 
     def same_content(self, other: Baseline) -> bool:
         """Equal apart from when, by whom and with which plugin version it was written."""
@@ -127,7 +127,7 @@ class BaselineStore:
         except (OSError, UnicodeDecodeError) as exc:
             raise BaselineError(f"{path}: cannot read baseline: {exc}") from None
         try:
-            return _parse(text, suite_id)
+            return replace(_parse(text, suite_id), digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
         except json.JSONDecodeError as exc:
             raise BaselineError(f"{path}:{exc.lineno}: corrupt baseline (invalid JSON: {exc.msg}); restore it from version control or delete it to start over") from None
         except (KeyError, TypeError, ValueError) as exc:
@@ -139,20 +139,7 @@ class BaselineStore:
         old = self.load(baseline.suite_id)
         if old is not None and old.same_content(baseline):
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(baseline.render())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomic(path, baseline.render())
         return True
 
 
@@ -181,10 +168,7 @@ def _parse(text: str, suite_id: str) -> Baseline:
 def provenance(root: Path) -> dict[str, Any]:
     """When and from which commit a baseline was written (the commit when git knows it)."""
     info: dict[str, Any] = {"written_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return info
-    if done.returncode == 0 and done.stdout.strip():
-        info["git_commit"] = done.stdout.strip()
+    commit = git_info(root).get("commit")
+    if commit:
+        info["git_commit"] = commit
     return info

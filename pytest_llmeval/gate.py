@@ -25,7 +25,8 @@ class GatePolicy:
     enforce_thresholds: bool = True
 
     def allowed_drop(self, metric: str, suite_max_drop: Mapping[str, float]) -> float:
-        return suite_max_drop.get(metric, self.max_drop_by_metric.get(metric, self.max_drop))
+        """The marker's per-metric value, its one number for all, the ini's per-metric, the default."""
+        return suite_max_drop.get(metric, suite_max_drop.get("*", self.max_drop_by_metric.get(metric, self.max_drop)))
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def judge_suite(
             comparisons[metric] = stats.compare_paired(
                 [b for b, _ in pairs], [c for _, c in pairs], alpha=policy.alpha
             )
-    tested = [m for m in metrics if m in comparisons and comparisons[m].n > 0]
+    tested = [m for m in metrics if m in comparisons and _informative(comparisons[m])]
     adjusted = dict(zip(tested, stats.holm([comparisons[m].p_value for m in tested])))
 
     verdicts = []
@@ -102,6 +103,17 @@ def judge_suite(
                           policy, comparisons.get(metric), adjusted.get(metric))
         )
     return verdicts
+
+
+def _informative(c: stats.PairedComparison) -> bool:
+    """Whether a comparison could reject at all. Pairs that never differ (no discordant
+    pairs, all differences zero) cannot; leaving them out of the Holm family, as Tarone's
+    refinement does, keeps metrics that cannot move from diluting the ones that can."""
+    if c.n == 0:
+        return False
+    if c.test == "mcnemar-exact":
+        return bool((c.losses or 0) + (c.wins or 0))
+    return not (c.change == 0 and c.se == 0)
 
 
 def _judge_metric(

@@ -62,14 +62,20 @@ class SuiteSpec:
     fingerprint: str
     n_rows: int
     repeats: int = 1
-    thresholds: Mapping[str, float] = field(default_factory=dict)
-    max_drop: Mapping[str, float] = field(default_factory=dict)
+    thresholds: Mapping[str, float] = field(default_factory=dict)  # the marker's: always apply
+    max_drop: Mapping[str, float] = field(default_factory=dict)  # "*": the marker's one number for all
     budgets: Mapping[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()  # what the marker's scorers produce
+    default_thresholds: Mapping[str, float] = field(default_factory=dict)  # ini: for metrics the suite has
+
+    def thresholds_for(self, present: set[str]) -> dict[str, float]:
+        """Thresholds in force: the ini's for metrics present in the suite, then the marker's."""
+        return {**{m: t for m, t in self.default_thresholds.items() if m in present}, **self.thresholds}
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": list(self.metrics),
+            "default_thresholds": dict(self.default_thresholds),
             "suite_id": self.suite_id,
             "dataset": self.dataset,
             "fingerprint": self.fingerprint,
@@ -92,6 +98,7 @@ class SuiteSpec:
             max_drop={k: float(v) for k, v in data["max_drop"].items()},
             budgets={k: float(v) for k, v in data["budgets"].items()},
             metrics=tuple(data["metrics"]),
+            default_thresholds={k: float(v) for k, v in data["default_thresholds"].items()},
         )
 
 
@@ -103,7 +110,9 @@ class CaseResult:
     minimum) or ``"error"`` (the app or a scorer raised; ``scores`` may be partial, and
     ``error_kind`` says what failed: a provider error kind, ``app`` or ``scorer``).
     ``usage`` is the case's ledger summary (tokens, cost, calls per app/judge);
-    ``latency_ms`` the wall time of the app call when the plugin made it.
+    ``latency_ms`` the wall time of the app call when the plugin made it; ``models`` the
+    ``provider:model`` names the app called; ``output`` the app's output as text,
+    truncated for the report.
     """
 
     suite: SuiteSpec
@@ -116,10 +125,18 @@ class CaseResult:
     error_kind: str | None = None
     latency_ms: float | None = None
     usage: Mapping[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    output: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
+        data = self.case_dict()
+        if with_suite:
+            data["suite"] = self.suite.to_dict()
+        return data
+
+    def case_dict(self) -> dict[str, Any]:
+        """Everything but the suite spec (the report stores that once per suite)."""
         return {
-            "suite": self.suite.to_dict(),
             "case_id": self.case_id,
             "content_hash": self.content_hash,
             "repeat": self.repeat,
@@ -129,12 +146,14 @@ class CaseResult:
             "error_kind": self.error_kind,
             "latency_ms": self.latency_ms,
             "usage": dict(self.usage),
+            "models": list(self.models),
+            "output": self.output,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CaseResult:
+    def from_dict(cls, data: Mapping[str, Any], suite: SuiteSpec | None = None) -> CaseResult:
         return cls(
-            suite=SuiteSpec.from_dict(data["suite"]),
+            suite=suite if suite is not None else SuiteSpec.from_dict(data["suite"]),
             case_id=data["case_id"],
             content_hash=data["content_hash"],
             repeat=int(data["repeat"]),
@@ -144,4 +163,6 @@ class CaseResult:
             error_kind=data.get("error_kind"),
             latency_ms=data.get("latency_ms"),
             usage=data.get("usage") or {},
+            models=tuple(data.get("models") or ()),
+            output=data.get("output"),
         )

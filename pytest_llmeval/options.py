@@ -32,13 +32,15 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_CACHE_MODE = "off"
 DEFAULT_CACHE_DIR = ".llm-eval/cache"
 CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
+DEFAULT_OUTPUT_CHARS = 1000
 
 
 @dataclass(frozen=True)
 class Settings:
     enabled: bool = False
     update: bool = False
-    repeats: int | None = None  # None: the marker's repeats= or 1
+    repeats: int | None = None  # --llm-eval-repeats: wins over the marker's repeats=
+    default_repeats: int = 1  # ini llm_eval_repeats: for suites whose marker sets none
     alpha: float = DEFAULT_ALPHA
     max_drop: float = DEFAULT_MAX_DROP
     max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)
@@ -53,6 +55,30 @@ class Settings:
     price_lines: tuple[str, ...] = ()
     price_file: Path | None = None
     budgets: Mapping[str, float] = field(default_factory=dict)
+    report: Path | None = None
+    markdown: Path | None = None
+    output_chars: int = DEFAULT_OUTPUT_CHARS
+    shard: tuple[int, int] | None = None
+
+    def result_options(self) -> dict[str, Any]:
+        """The options recorded in the report; merging refuses shards that differ in the
+        ones that shape results (see :data:`RESULT_SHAPING_OPTIONS`)."""
+        return {
+            "alpha": self.alpha,
+            "max_drop": self.max_drop,
+            "max_drop_by_metric": dict(self.max_drop_by_metric),
+            "non_inferiority": self.non_inferiority,
+            "enforce_thresholds": self.enforce_thresholds,
+            "repeats": self.repeats,
+            "default_repeats": self.default_repeats,
+            "update": self.update,
+            "cache_mode": self.cache_mode,
+            "concurrency": self.concurrency,
+            "output_chars": self.output_chars,
+        }
+
+
+RESULT_SHAPING_OPTIONS = ("alpha", "max_drop", "max_drop_by_metric", "non_inferiority", "enforce_thresholds", "repeats", "default_repeats")
 
 
 def _positive_int(text: str) -> int:
@@ -81,6 +107,17 @@ def _cache_mode(text: str) -> str:
     return text
 
 
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    try:
+        shard = int(index), int(count)
+    except ValueError:
+        shard = (0, 0)
+    if not sep or not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"expected I/N with 1 <= I <= N (e.g. 2/3), got {text!r}")
+    return shard
+
+
 def add_options(parser: Any) -> None:
     """Register options and ini keys on pytest's parser."""
     group = parser.getgroup("llm-eval", "LLM evaluation (pytest-llmeval)")
@@ -92,6 +129,12 @@ def add_options(parser: Any) -> None:
     group.addoption("--llm-eval-ignore-thresholds", action="store_true", dest="llm_eval_ignore_thresholds", help="report absolute thresholds but do not fail on them (e.g. when blessing a baseline)")
     group.addoption("--llm-eval-concurrency", type=_positive_int, dest="llm_eval_concurrency", metavar="N", help=f"app calls in flight at once per suite (ini llm_eval_concurrency, default {DEFAULT_CONCURRENCY})")
     group.addoption("--llm-eval-cache", type=_cache_mode, dest="llm_eval_cache", metavar="MODE", help="record/replay model responses: off, read, write, readwrite, or strict (replay only; a call not in the cache fails its case)")
+    group.addoption("--llm-eval-report", dest="llm_eval_report", metavar="PATH", help="write the JSON report here (ini llm_eval_report)")
+    group.addoption("--llm-eval-markdown", dest="llm_eval_markdown", metavar="PATH", help="write a Markdown summary for a merge-request comment (ini llm_eval_markdown)")
+    group.addoption("--llm-eval-shard", type=_shard, dest="llm_eval_shard", metavar="I/N", help="run only shard I of N of every suite's cases; the gate is deferred to `llm-eval merge`")
+    parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
+    parser.addini("llm_eval_markdown", default="", help="path of the Markdown summary (relative to rootdir)")
+    parser.addini("llm_eval_report_output_chars", default=str(DEFAULT_OUTPUT_CHARS), help="outputs longer than this are truncated in the report (0: leave outputs out)")
     parser.addini("llm_eval_concurrency", default=str(DEFAULT_CONCURRENCY), help="app calls in flight at once per suite")
     parser.addini("llm_eval_cache", default=DEFAULT_CACHE_MODE, help="record/replay mode (see --llm-eval-cache)")
     parser.addini("llm_eval_cache_dir", default=DEFAULT_CACHE_DIR, help="folder (relative to rootdir) of recorded responses")
@@ -157,9 +200,10 @@ def resolve(config: Any) -> Settings:
 
     repeats = option.llm_eval_repeats
     ini_repeats = str(config.getini("llm_eval_repeats")).strip()
-    if repeats is None and ini_repeats:
+    default_repeats = 1
+    if ini_repeats:
         try:
-            repeats = _positive_int(ini_repeats)
+            default_repeats = _positive_int(ini_repeats)
         except argparse.ArgumentTypeError as exc:
             raise ConfigError(f"ini llm_eval_repeats: {exc}") from None
 
@@ -181,11 +225,20 @@ def resolve(config: Any) -> Settings:
     budgets = {**DEFAULT_BUDGETS, **parse_budgets(_key_values(config.getini("llm_eval_budgets"), "ini llm_eval_budgets"), "ini llm_eval_budgets")}
     price_file = str(config.getini("llm_eval_price_file")).strip()
     root = Path(config.rootpath)
+    try:
+        output_chars = int(str(config.getini("llm_eval_report_output_chars")).strip())
+        if output_chars < 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"ini llm_eval_report_output_chars: expected a non-negative integer, got {config.getini('llm_eval_report_output_chars')!r}") from None
+    if option.llm_eval_shard is not None and option.llm_eval_update:
+        raise ConfigError("--llm-eval-update cannot be combined with --llm-eval-shard: bless a baseline from a full run")
 
     return Settings(
         enabled=bool(option.llm_eval or option.llm_eval_update),
         update=bool(option.llm_eval_update),
         repeats=repeats,
+        default_repeats=default_repeats,
         alpha=alpha,
         max_drop=DEFAULT_MAX_DROP if max_drop is None else max_drop,
         max_drop_by_metric=max_drop_by_metric,
@@ -200,7 +253,20 @@ def resolve(config: Any) -> Settings:
         price_lines=tuple(config.getini("llm_eval_prices")),
         price_file=root / price_file if price_file else None,
         budgets=budgets,
+        report=_output_path(option.llm_eval_report, config.getini("llm_eval_report"), root),
+        markdown=_output_path(option.llm_eval_markdown, config.getini("llm_eval_markdown"), root),
+        output_chars=output_chars,
+        shard=option.llm_eval_shard,
     )
+
+
+def _output_path(cli: str | None, ini: str, root: Path) -> Path | None:
+    """Command-line paths are relative to the working directory (as pytest's own are),
+    ini paths to rootdir."""
+    if cli:
+        return Path(cli).absolute()
+    ini = str(ini).strip()
+    return root / ini if ini else None
 
 
 def _key_values(lines: Any, source: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import pytest
 
 from . import options
-from .errors import ConfigError
+from .errors import ConfigError, LLMEvalError
 
 if TYPE_CHECKING:
     from .recorder import EvalRecorder
@@ -42,7 +42,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.enabled:
         from .session import EvalSession
 
-        session = EvalSession(config, settings)
+        try:
+            session = EvalSession(config, settings)
+        except LLMEvalError as exc:
+            raise pytest.UsageError(str(exc)) from None
         config.stash[SESSION_KEY] = session
         config.pluginmanager.register(session, "llmeval-session")
 

@@ -7,7 +7,6 @@ output in the background, and the item re-raises any failure with
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 from .errors import ProviderError, ScorerError
@@ -64,14 +63,24 @@ class EvalRecorder:
         self.scores.update(new)
         return new
 
+    def output_text(self, limit: int) -> str | None:
+        """The output as text for the report, cut at ``limit`` characters (None if unset or 0)."""
+        if self._output is _UNSET or limit == 0:
+            return None
+        text = self._output if isinstance(self._output, str) else repr(self._output)
+        return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+
     def record(self, name: str, value: float) -> None:
         """Record a named number for this case (aggregated and gated like a score)."""
         if not isinstance(name, str) or not name:
             raise ValueError("llm_eval.record: name must be a non-empty string")
         if isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"llm_eval.record({name!r}, {value!r}): value must be a finite number")
+        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"llm_eval.record({name!r}, {value!r}): a recorded score must be a number in [0, 1] "
+                "(gate latency and cost with budgets= instead)"
+            )
         self.scores[name] = float(value)
 
     # -- used by the suite runner -------------------------------------------------------

@@ -32,6 +32,7 @@ class SuiteOutcome:
     flaky_cases: list[str]
     full_run: bool
     content_hashes: dict[str, str]
+    results: list[CaseResult]
     usage: SuiteUsage | None = None
     case_tokens: dict[str, dict[str, float]] = field(default_factory=dict)
     verdicts: list[MetricVerdict] = field(default_factory=list)
@@ -72,6 +73,9 @@ class SuiteOutcome:
             notes.append(f"{len(self.flaky_cases)} flaky case(s) (repeats disagree): {_preview(self.flaky_cases)}")
         if self.errors:
             notes.append(f"{len(self.errors)} case(s) errored and are left out of the means: {_preview(sorted(self.errors))}")
+        unscored = sorted(case_id for case_id, scores in self.case_means.items() if not scores)
+        if unscored:
+            notes.append(f"{len(unscored)} case(s) recorded no score and are left out of the means: {_preview(unscored)}")
         return notes
 
 
@@ -97,6 +101,10 @@ class EvalRun:
     def __bool__(self) -> bool:
         return bool(self._results)
 
+    def results(self) -> dict[str, list[CaseResult]]:
+        """The results so far by suite id, sorted by case and repeat (for incomplete runs)."""
+        return {suite_id: sorted(found, key=lambda r: (r.case_id, r.repeat)) for suite_id, found in sorted(self._results.items())}
+
     def finish(
         self,
         store: BaselineStore,
@@ -108,8 +116,8 @@ class EvalRun:
     ) -> RunOutcome:
         """Judge every suite; in update mode also write the baselines."""
         outcomes = []
-        for suite_id in sorted(self._results):
-            outcome = _collate(self._results[suite_id])
+        for suite_id, results in self.results().items():
+            outcome = _collate(results)
             outcome.baseline_path = store.display(suite_id)
             _judge(outcome, store, policy, update)
             if update and outcome.baseline_error is None:
@@ -135,7 +143,8 @@ def _collate(results: list[CaseResult]) -> SuiteOutcome:
     usage = None
     if any(r.usage or r.latency_ms is not None for r in results):
         usage = summarize_suite([r.usage for r in results], [r.latency_ms for r in results],
-                                [r.error_kind if r.outcome == "error" else None for r in results])
+                                [r.error_kind if r.outcome == "error" and r.error_kind not in ("scorer", "setup") else None
+                                 for r in results])
 
     by_metric: dict[str, dict[str, list[float]]] = {}
     for case_id, runs in repeats.items():
@@ -160,6 +169,7 @@ def _collate(results: list[CaseResult]) -> SuiteOutcome:
         flaky_cases=flaky,
         full_run=len(repeats) == spec.n_rows,
         content_hashes=hashes,
+        results=sorted(results, key=lambda r: (r.case_id, r.repeat)),
         usage=usage,
         case_tokens=_case_tokens(results),
     )
@@ -197,7 +207,8 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         outcome.paired_cases = len(paired)
         if not update:
             baseline_scores = paired
-    outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds, spec.max_drop, policy, baseline_scores, spec.metrics)
+    present = {m for scores in outcome.case_means.values() for m in scores} | set(spec.metrics)
+    outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds_for(present), spec.max_drop, policy, baseline_scores, spec.metrics)
     if outcome.usage is not None:
         paired_tokens = None
         if baseline is not None and not update:

@@ -9,6 +9,8 @@ run it judges the suites and sends one synthetic test report per gate.
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, timezone
 from typing import Any, Iterator
 
 import pytest
@@ -16,11 +18,14 @@ import pytest
 from . import __version__
 from .baseline import BaselineStore, provenance
 from .errors import LLMEvalError
+from .fileio import write_atomic
 from .gate import GatePolicy
+from .markdown import render_markdown
 from .models import Case, CaseResult
 from .options import Settings
 from .providers import accounting, runtime
 from .recorder import AppError, EvalRecorder
+from .report import build_report, placeholder_report, run_block, write_json
 from .run import EvalRun, RunOutcome, SuiteOutcome
 from .runner import SuiteRunner
 from .scorers import default_registry
@@ -31,6 +36,11 @@ __all__ = ["EvalSession"]
 
 RECORDER_KEY = pytest.StashKey[EvalRecorder]()
 PROPERTY_PREFIX = "llm_eval."
+
+
+def shard_of(case_id: str, count: int) -> int:
+    """Which shard (1..count) a case belongs to: stable across machines and runs."""
+    return int(hashlib.sha256(case_id.encode("utf-8")).hexdigest()[:8], 16) % count + 1
 
 
 def suite_id_of(item: pytest.Item) -> str:
@@ -49,6 +59,7 @@ class EvalSession:
         self.run = EvalRun()
         self.outcome: RunOutcome | None = None
         self.incomplete: str | None = None
+        self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices()))
 
     def _cache(self) -> Any:
@@ -73,14 +84,45 @@ class EvalSession:
         try:
             plan = plan_suite(
                 suite_id, marker.args, marker.kwargs, metafunc.definition.path.parent, self.config.rootpath,
-                self.registry, ini_thresholds=self.settings.thresholds, repeats_override=self.settings.repeats,
+                self.registry, ini_thresholds=self.settings.thresholds, repeats_override=self.settings.repeats, default_repeats=self.settings.default_repeats,
                 ini_budgets=self.settings.budgets,
             )
         except LLMEvalError as exc:
             raise pytest.Collector.CollectError(str(exc)) from None
+        if plan.target is not None and "llm_eval" not in metafunc.fixturenames:
+            raise pytest.Collector.CollectError(
+                f"{suite_id}: the marker has target=, so the test must request the llm_eval fixture "
+                "(it calls the app and holds its output)"
+            )
         self.plans[suite_id] = plan
         items = plan.items()
         metafunc.parametrize("llm_case", [case for _, case in items], ids=[item_id for item_id, _ in items])
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Refuse eval items parametrized on more than the case; then ``--llm-eval-shard I/N``
+        keeps the eval cases whose id hashes to shard I."""
+        for item in items:
+            params = getattr(item, "callspec", None) and item.callspec.params
+            if params and "llm_case" in params and len(params) > 1:
+                others = ", ".join(sorted(set(params) - {"llm_case"}))
+                raise pytest.UsageError(
+                    f"{suite_id_of(item)}: an llm_eval suite cannot also be parametrized ({others}): its cases "
+                    "would share ids. Write one marked test per variant (or use repeats=)."
+                )
+        if self.settings.shard is None:
+            return
+        index, count = self.settings.shard
+        keep, drop = [], []
+        for item in items:
+            case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
+            if isinstance(case, Case) and shard_of(case.id, count) != index:
+                drop.append(item)
+            else:
+                keep.append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -154,8 +196,10 @@ class EvalSession:
             error = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "setup failed"
             kind = "setup"
         case = recorder.case
+        models = tuple(sorted({f"{r.provider}:{r.model}" for r in recorder.ledger.records if r.kind == "app"}))
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
-                          dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary())
+                          dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
+                          models, recorder.output_text(self.settings.output_chars))
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -181,8 +225,8 @@ class EvalSession:
             return result
         if session.shouldfail or session.shouldstop:
             self.incomplete = str(session.shouldfail or session.shouldstop)
-        if self.incomplete is not None:
-            return result
+        if self.incomplete is not None or self.settings.shard is not None:
+            return result  # a shard's gate runs in `llm-eval merge`, over all shards
         settings = self.settings
         policy = GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
                             settings.non_inferiority, settings.enforce_thresholds)
@@ -201,7 +245,33 @@ class EvalSession:
             runner.close()
         self.runners.clear()
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.settings.report is not None and not self.is_worker:
+            write_json(self.settings.report, placeholder_report(self._run_block()))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
+            return
+        if self.outcome is not None:
+            doc = build_report(self._run_block(), self.outcome)
+        else:
+            doc = build_report(self._run_block(), partial=self.run.results(), incomplete=self.incomplete,
+                               deferred=self.settings.shard is not None)
+        if self.settings.report is not None:
+            write_json(self.settings.report, doc)
+        if self.settings.markdown is not None:
+            write_atomic(self.settings.markdown, render_markdown(doc))
+
+    def _run_block(self) -> dict[str, Any]:
+        versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
+        return run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard)
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.settings.shard is not None and self.incomplete is None:
+            index, count = self.settings.shard
+            terminalreporter.write_sep("=", f"llm-eval: shard {index}/{count}", bold=True)
+            terminalreporter.write_line("the gate is deferred: merge the shard reports with `llm-eval merge`")
+            return
         if self.incomplete is not None:
             terminalreporter.write_sep("=", "llm-eval: run incomplete", yellow=True)
             terminalreporter.write_line(f"{self.incomplete}: no gate was run and no baseline was written")

@@ -22,6 +22,7 @@ from .scorers import BoundScorer, ScorerRegistry
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
 
+ALL_METRICS = "*"  # key of a suite-wide max_drop= given as one number
 MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop", "budgets")
 
 
@@ -50,6 +51,7 @@ def plan_suite(
     *,
     ini_thresholds: Mapping[str, float],
     repeats_override: int | None,
+    default_repeats: int = 1,
     ini_budgets: Mapping[str, float] | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
@@ -81,11 +83,13 @@ def plan_suite(
     except ScorerError as exc:
         raise ScorerError(f"{where}: {exc}") from None
 
-    thresholds = {**ini_thresholds, **_unit_mapping(where, "thresholds", kwargs.get("thresholds", {}))}
+    thresholds = _unit_mapping(where, "thresholds", kwargs.get("thresholds", {}))
     case_thresholds = _unit_mapping(where, "case_thresholds", kwargs.get("case_thresholds", {}))
     max_drop = kwargs.get("max_drop", {})
     if isinstance(max_drop, (int, float)) and not isinstance(max_drop, bool):
-        max_drop = {m.metric: float(max_drop) for m in scorers} | {m: float(max_drop) for m in thresholds}
+        if math.isnan(max_drop) or not 0 <= max_drop <= 1:
+            raise ConfigError(f"{where}: max_drop= must be a number in [0, 1], got {max_drop!r}")
+        max_drop = {ALL_METRICS: float(max_drop)}
     max_drop = _unit_mapping(where, "max_drop", max_drop)
 
     marker_budgets = kwargs.get("budgets", {})
@@ -93,7 +97,7 @@ def plan_suite(
         raise ConfigError(f"{where}: budgets= must be a mapping of budget name to number, got {marker_budgets!r}")
     budgets = {**(ini_budgets or {}), **parse_budgets(marker_budgets, where)}
 
-    repeats = repeats_override if repeats_override is not None else kwargs.get("repeats", 1)
+    repeats = repeats_override if repeats_override is not None else kwargs.get("repeats", default_repeats)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
 
@@ -106,6 +110,7 @@ def plan_suite(
         n_rows=len(dataset.cases),
         repeats=repeats,
         thresholds=thresholds,
+        default_thresholds=dict(ini_thresholds),
         max_drop=max_drop,
         budgets=budgets,
         metrics=tuple(s.metric for s in scorers),

@@ -10,6 +10,31 @@ import scipy.stats  # noqa: F401  -- imported once here: in-process pytester run
 
 pytest_plugins = ["pytester"]
 
+REPORT_NAME = ".llm-eval-report.json"
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """pytester whose in-process runs also write the JSON report and check it against the
+    schema: the report of every scenario in this suite must validate."""
+    from pytest_llmeval.report import validate
+
+    run = pytester.runpytest
+
+    def run_and_validate(*args, **kwargs):
+        if "no:llmeval" in args or any(str(arg).startswith("--llm-eval-report") for arg in args):
+            return run(*args, **kwargs)
+        path = pytester.path / REPORT_NAME
+        path.unlink(missing_ok=True)
+        result = run(*args, f"--llm-eval-report={path}", **kwargs)
+        if path.exists():
+            validate(json.loads(path.read_text(encoding="utf-8")), str(path))
+            path.unlink()
+        return result
+
+    pytester.runpytest = run_and_validate  # type: ignore[method-assign]
+    return pytester
+
 
 @pytest.fixture
 def write_jsonl(pytester: pytest.Pytester):

@@ -17,10 +17,12 @@ import re
 
 import pytest
 
+from pytest_llmeval.scorers import default_registry
+
 INTERRUPTED = pytest.ExitCode.INTERRUPTED
 GOOD_ROW = {"id": "ok-1", "inputs": {"question": "Where is my order?"}, "expected": "tracking"}
 OK_LINE = json.dumps(GOOD_ROW)
-KNOWN_SCORERS = "Known scorers: contains, exact_match, json_valid, regex"
+KNOWN_SCORERS = "Known scorers: " + ", ".join(default_registry().names())
 
 
 def write_suite(
@@ -282,7 +284,7 @@ BAD_MARKERS = [
     ("case-threshold", 'dataset="support.jsonl", scorers=["contains"], case_thresholds={"contains": 2}',
      ["case_thresholds['contains'] must be a number in [0, 1], got 2"]),
     ("max-drop", 'dataset="support.jsonl", scorers=["contains"], max_drop=1.5',
-     ["max_drop['contains'] must be a number in [0, 1], got 1.5"]),
+     ["max_drop= must be a number in [0, 1], got 1.5"]),
     ("repeats-zero", 'dataset="support.jsonl", repeats=0',
      ["repeats= must be a positive integer, got 0"]),
     ("repeats-negative", 'dataset="support.jsonl", repeats=-2',
@@ -306,8 +308,8 @@ BAD_SCORERS = [
      ["unknown scorer 'bleu_score_9000'", KNOWN_SCORERS]),
     ("bad-option", '[("regex", {"patern": "x"})]',
      ["scorer 'regex': bad options ['patern']", "unexpected keyword argument 'patern'"]),
-    ("option-on-optionless-scorer", '[("contains", {"case_sensitive": True})]',
-     ["scorer 'contains': bad options ['case_sensitive']"]),
+    ("option-the-scorer-lacks", '[("json_valid", {"case_sensitive": True})]',
+     ["scorer 'json_valid': bad options ['case_sensitive']"]),
     ("invalid-regex", '[("regex", {"pattern": "([a-z]+"})]',
      ["scorer 'regex': invalid pattern '([a-z]+'", "missing ), unterminated subpattern"]),
     ("bad-entry", '[("regex",)]',

@@ -58,11 +58,15 @@ def test_small_suite_says_it_cannot_see_the_allowed_drop():
     assert any("the suite is too small" in note for note in v.notes)
 
 
-def test_holm_is_applied_across_the_suite_metrics():
-    cur = {f"c{i}": {"a": 0.0 if i < 6 else 1.0, "b": 1.0} for i in range(100)}
-    base = {f"c{i}": {"a": 1.0, "b": 1.0} for i in range(100)}
-    a, b = judge_suite(cur, {}, {}, GatePolicy(), base)
-    assert a.p_adjusted == pytest.approx(min(1.0, 2 * a.comparison.p_value))
+def test_holm_is_applied_across_the_suite_metrics_that_can_move():
+    # a: 6 losses; b: 3 losses, 3 wins; c: never differs (cannot reject: not in the family).
+    cur = {f"c{i}": {"a": 0.0 if i < 6 else 1.0, "b": 0.0 if i < 3 else 1.0, "c": 1.0} for i in range(100)}
+    base = {f"c{i}": {"a": 1.0, "b": 1.0 if i < 97 else 0.0, "c": 1.0} for i in range(100)}
+    a, b, c = judge_suite(cur, {}, {}, GatePolicy(), base)
+    assert a.comparison.p_value == pytest.approx(0.5**6)
+    assert a.p_adjusted == pytest.approx(min(1.0, 2 * a.comparison.p_value))  # Holm over {a, b}
+    assert b.p_adjusted == pytest.approx(max(a.p_adjusted, b.comparison.p_value))
+    assert c.p_adjusted is None
     assert a.regressed  # 0.031 < 0.05 after Holm
 
 

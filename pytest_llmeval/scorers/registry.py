@@ -4,6 +4,14 @@ A scorer is a function ``fn(output, case, **options) -> float`` returning a scor
 [0, 1]; ``binary=True`` declares it only ever returns 0 or 1 (the gate then uses an exact
 test). In the marker a scorer is given as ``"name"`` or ``("name", {option: value})``; the
 option ``name`` renames the metric, so one scorer can be used twice.
+
+Options are checked when the marker is bound (at collection): their names against the
+scorer's signature, their values by the scorer's optional ``prepare_options(**options)``
+attribute, which returns the options to call it with (compiled patterns, schemas) and
+raises ScorerError for a bad value. The built-ins live in ``text`` (exact_match,
+contains, not_contains, regex, numeric), ``structured`` (json_valid, json_schema),
+``similarity`` (token_f1, rouge_l, bleu, levenshtein) and ``grounding``
+(context_overlap, question_overlap).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..errors import ScorerError
 from ..models import Case
 
-__all__ = ["BoundScorer", "Scorer", "ScorerRegistry", "default_registry"]
+__all__ = ["BoundScorer", "Scorer", "ScorerRegistry", "builtin_scorers", "default_registry"]
 
 ScorerFn = Callable[..., float]
 
@@ -102,7 +110,12 @@ class ScorerRegistry:
                 raise ScorerError(f"scorer {name!r}: bad options {sorted(options)}: {exc}") from None
             prepare = getattr(scorer.fn, "prepare_options", None)
             if prepare is not None:
-                options = prepare(**options)
+                try:
+                    options = prepare(**options)
+                except ScorerError:
+                    raise
+                except Exception as exc:
+                    raise ScorerError(f"scorer {name!r}: bad options {sorted(options)}: {type(exc).__name__}: {exc}") from None
             bound.append(BoundScorer(metric, scorer, options))
         metrics = [b.metric for b in bound]
         duplicate = next((m for m in metrics if metrics.count(m) > 1), None)
@@ -111,8 +124,13 @@ class ScorerRegistry:
         return bound
 
 
+def builtin_scorers() -> tuple[Scorer, ...]:
+    """Every built-in scorer (see docs/scorers.md)."""
+    from . import grounding, similarity, structured, text
+
+    return text.BUILTIN_SCORERS + structured.BUILTIN_SCORERS + similarity.BUILTIN_SCORERS + grounding.BUILTIN_SCORERS
+
+
 def default_registry() -> ScorerRegistry:
     """A fresh registry holding the built-in scorers."""
-    from . import text
-
-    return ScorerRegistry(text.BUILTIN_SCORERS)
+    return ScorerRegistry(builtin_scorers())

@@ -1,0 +1,93 @@
+"""Merging shard reports: recombine per-case results and judge them as one run.
+
+A 50,000-case eval spreads over parallel CI jobs (``--llm-eval-shard I/N``, pytest-xdist
+inside each); ``llm-eval merge`` reads their reports, refuses incompatible ones, and
+re-runs the gate on all cases with the same code as a single run, so verdicts and
+numbers are those the unsplit run would have given. No pytest here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .baseline import BaselineStore
+from .gate import GatePolicy
+from .models import CaseResult, SuiteSpec
+from .options import RESULT_SHAPING_OPTIONS
+from .report import ReportError, build_report
+from .run import EvalRun
+
+__all__ = ["merge_reports"]
+
+_SPEC_FIELDS = ("dataset", "fingerprint", "n_rows", "repeats", "thresholds", "default_thresholds", "max_drop", "budgets",
+                "metrics_declared")
+
+
+def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: BaselineStore) -> dict[str, Any]:
+    """Merge validated report documents (``(source name, document)`` pairs)."""
+    if not reports:
+        raise ReportError("nothing to merge: give at least one report")
+    for name, doc in reports:
+        if not doc["complete"]:
+            raise ReportError(f"{name}: the run was incomplete ({doc['run'].get('incomplete_reason')}); refusing to merge it")
+    first_name, first = reports[0]
+    options = first["run"]["options"]
+    for name, doc in reports[1:]:
+        for key in RESULT_SHAPING_OPTIONS:
+            if doc["run"]["options"].get(key) != options.get(key):
+                raise ReportError(f"{name}: option {key}={doc['run']['options'].get(key)!r} differs from {first_name} "
+                                  f"({options.get(key)!r}); shards must run with the same options")
+
+    specs: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    seen: dict[tuple[str, str, int], str] = {}
+    run = EvalRun()
+    for name, doc in reports:
+        for suite in doc["suites"]:
+            suite_id = suite["suite_id"]
+            if suite_id in specs:
+                other_name, other = specs[suite_id]
+                for key in _SPEC_FIELDS:
+                    if suite[key] != other[key]:
+                        raise ReportError(f"{name}: suite {suite_id} has {key}={suite[key]!r} but {other_name} has "
+                                          f"{other[key]!r}; these reports come from different datasets or settings")
+            else:
+                specs[suite_id] = (name, suite)
+            spec = _spec(suite)
+            for case in suite["cases"]:
+                key = (suite_id, case["case_id"], case["repeat"])
+                if key in seen:
+                    raise ReportError(f"{name}: case {case['case_id']!r} (repeat {case['repeat']}) of {suite_id} is also in "
+                                      f"{seen[key]}; shards must not overlap")
+                seen[key] = name
+                run.add(CaseResult.from_dict(case, suite=spec))
+
+    policy = GatePolicy(options["alpha"], options["max_drop"], options["max_drop_by_metric"],
+                        options["non_inferiority"], options["enforce_thresholds"])
+    outcome = run.finish(store, policy)
+    runs = [doc["run"] for _, doc in reports]
+    merged_run = {
+        **first["run"],
+        "started_at": min(r["started_at"] for r in runs),
+        "finished_at": max(r["finished_at"] for r in runs),
+        "options": {**options, "update": False},
+        "shard": None,
+        "merged_from": [name for name, _ in reports],
+    }
+    merged_run.pop("incomplete_reason", None)
+    return build_report(merged_run, outcome)
+
+
+def _spec(suite: Mapping[str, Any]) -> SuiteSpec:
+    return SuiteSpec(
+        suite_id=suite["suite_id"],
+        dataset=suite["dataset"],
+        fingerprint=suite["fingerprint"],
+        n_rows=suite["n_rows"],
+        repeats=suite["repeats"],
+        thresholds=suite["thresholds"],
+        max_drop=suite["max_drop"],
+        budgets=suite["budgets"],
+        metrics=tuple(suite["metrics_declared"]),
+        default_thresholds=suite["default_thresholds"],
+    )
