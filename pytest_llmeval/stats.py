@@ -256,8 +256,10 @@ def compare_paired(
     ``ci_low``/``ci_high`` is the two-sided ``confidence`` t interval of the
     mean difference (for either test), clipped to [-1, 1]; (change, change)
     when the differences have zero variance; nan when n < 2.  ``mde`` is
-    :func:`minimum_detectable_drop` for the sample sd of ``d`` (floored for
-    binary pairs).  ``change`` is computed from exact sums of the differences,
+    :func:`minimum_detectable_drop` for the noise in ``d``: its sample sd for
+    continuous pairs; for binary pairs sqrt(2 * min(losses, wins) / n), the
+    discordance of symmetric flips, so a real drop does not make the test look
+    blunter than it is (floored at the McNemar minimum).  ``change`` is computed from exact sums of the differences,
     so it equals ``current_mean - baseline_mean`` up to rounding and a net loss
     of exactly ``t * n`` binary cases gives a drop of exactly ``t``.
 
@@ -307,7 +309,12 @@ def compare_paired(
             half = _t_ppf((1.0 + confidence) / 2.0, n - 1) * se
             ci_low = _clip(change - half, -1.0, 1.0)
             ci_high = _clip(change + half, -1.0, 1.0)
-        mde = minimum_detectable_drop(sd, n, alpha=alpha, power=power, binary=binary)
+        # The MDE describes the noise the test must see through. For binary pairs a real
+        # drop adds losses and would inflate the observed discordance, so the noise
+        # discordance is estimated from the smaller side: 2 * min(losses, wins) / n
+        # (under no change, flips are symmetric).
+        noise_sd = math.sqrt(2 * min(losses, wins) / n) if binary else sd
+        mde = minimum_detectable_drop(noise_sd, n, alpha=alpha, power=power, binary=binary)
     else:
         se = ci_low = ci_high = mde = _NAN
 

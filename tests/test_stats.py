@@ -455,13 +455,26 @@ def test_mde_floor_matches_what_mcnemar_can_detect():
     assert compare_paired(*binary_pairs(n11=76, n10=4, n00=20)).p_value >= 0.05
 
 
-def test_compare_paired_mde_uses_sd_of_differences():
+def test_binary_mde_uses_the_noise_discordance_not_the_drop():
+    # 12 losses, 8 wins: symmetric noise explains 2 * 8 discordant pairs; the extra 4
+    # losses may be the drop itself and must not make the test look blunter.
     base, cur = binary_pairs(n11=150, n10=12, n01=8, n00=30)
-    d = [c - b for b, c in zip(base, cur)]
-    expected = (Z95 + Z80) * statistics.stdev(d) / math.sqrt(len(d))
+    n = len(base)
+    expected = (Z95 + Z80) * math.sqrt(2 * 8 / n) / math.sqrt(n)
     res = compare_paired(base, cur)
     assert res.mde == pytest.approx(expected, rel=1e-9)
-    assert res.mde > 5 / len(d)
+    assert res.mde > 5 / n
+    # A large real drop leaves the MDE where the noise puts it.
+    base2, cur2 = binary_pairs(n11=100, n10=60, n01=8, n00=32)
+    assert compare_paired(base2, cur2).mde == pytest.approx(expected, rel=1e-9)
+
+
+def test_continuous_mde_uses_sd_of_differences():
+    base = [0.2, 0.5, 0.9, 0.4, 0.7, 0.3, 0.8, 0.6]
+    cur = [0.25, 0.4, 0.95, 0.35, 0.7, 0.2, 0.85, 0.5]
+    d = [c - b for b, c in zip(base, cur)]
+    expected = (Z95 + Z80) * statistics.stdev(d) / math.sqrt(len(d))
+    assert compare_paired(base, cur).mde == pytest.approx(expected, rel=1e-9)
 
 
 # --------------------------------------------------------------------------- non-inferiority
