@@ -56,6 +56,7 @@ class Baseline:
     plugin_version: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
     digest: str = field(default="", compare=False)  # sha256 of the file it was read from
+    prompts: Mapping[str, list[str]] = field(default_factory=dict)  # prompt name -> versions
 
     def same_content(self, other: Baseline) -> bool:
         """Equal apart from when, by whom and with which plugin version it was written."""
@@ -77,6 +78,7 @@ class Baseline:
             "dataset": self.dataset,
             "fingerprint": self.fingerprint,
             "plugin_version": self.plugin_version,
+            "prompts": {name: list(versions) for name, versions in sorted(self.prompts.items())},
             "provenance": dict(self.provenance),
         }
         lines = ["{"]
@@ -162,6 +164,7 @@ def _parse(text: str, suite_id: str) -> Baseline:
         cases=cases,
         plugin_version=str(data.get("plugin_version", "")),
         provenance=dict(data.get("provenance") or {}),
+        prompts={str(k): [str(v) for v in versions] for k, versions in (data.get("prompts") or {}).items()},
     )
 
 

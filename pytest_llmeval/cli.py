@@ -1,7 +1,10 @@
-"""The ``llm-eval`` command: ``llm-eval merge`` recombines shard reports.
+"""The ``llm-eval`` command.
 
-Exit codes: 0 the merged gate passes, 1 it fails, 2 unusable input (a report that is
-missing, invalid, incomplete or incompatible).
+- ``llm-eval merge``: recombine shard reports and judge them as one run. Exit codes: 0
+  the merged gate passes, 1 it fails, 2 unusable input (a report that is missing,
+  invalid, incomplete or incompatible).
+- ``llm-eval prompts``: list prompt versions with when they were first seen and their
+  blessed results. Exit 0, or 2 on an unreadable prompt or log.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--markdown", type=Path, help="also write a Markdown summary here")
     merge.add_argument("--baseline-dir", type=Path, default=Path(".llm-eval"), help="the baseline folder (default .llm-eval)")
     merge.add_argument("--rootdir", type=Path, default=Path("."), help="the pytest rootdir the baseline folder is relative to")
+    prompts = commands.add_parser("prompts", help="list prompt versions and their blessed eval results")
+    prompts.add_argument("--dir", type=Path, default=Path("prompts"), help="the prompt folder (default prompts)")
+    prompts.add_argument("--log", type=Path, default=Path(".llm-eval/prompt-log.jsonl"), help="the prompt log")
     return parser
 
 
@@ -32,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "merge":
         return _merge(args)
+    if args.command == "prompts":
+        return _prompts(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -60,6 +68,40 @@ def _merge(args: argparse.Namespace) -> int:
             for reason in metric["reasons"]:
                 print(f"  {suite['suite_id']}: {reason}")
     return 0 if doc["verdict"] == "pass" else 1
+
+
+def _prompts(args: argparse.Namespace) -> int:
+    from .prompts import PromptLog, PromptRegistry
+
+    try:
+        registry = PromptRegistry(args.dir)
+        current = {name: registry.get(name) for name in registry.names()}
+        entries = PromptLog(args.log).entries()
+    except LLMEvalError as exc:
+        print(f"llm-eval prompts: {exc}", file=sys.stderr)
+        return 2
+    versions: dict[tuple[str, str], list[dict]] = {}
+    for entry in entries:
+        versions.setdefault((entry["name"], entry["version"]), []).append(entry)
+    for name, prompt in current.items():
+        versions.setdefault((name, prompt.version), [])
+    for (name, version), seen in sorted(versions.items(), key=lambda kv: (kv[0][0], kv[1][0]["at"] if kv[1] else "~")):
+        prompt = current.get(name)
+        marks = []
+        if prompt is not None and prompt.version == version:
+            marks.append("current" + (f", label {prompt.label}" if prompt.label else ""))
+        line = f"{name} {version}"
+        if seen:
+            line += f"  first seen {seen[0]['at']}"
+            last = seen[-1]
+            scores = ", ".join(f"{m} {v:.3f}" for m, v in sorted(last.get("metrics", {}).items()))
+            line += f"  last blessed: {last.get('verdict', '?')} in {last.get('suite', '?')}" + (f" ({scores})" if scores else "")
+        else:
+            line += "  never blessed"
+        if marks:
+            line += f"  [{'; '.join(marks)}]"
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ class CaseResult:
     usage: Mapping[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] = ()
     output: str | None = None
+    prompts: Mapping[str, str] = field(default_factory=dict)  # prompt name -> version rendered
 
     def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
         data = self.case_dict()
@@ -148,6 +149,7 @@ class CaseResult:
             "usage": dict(self.usage),
             "models": list(self.models),
             "output": self.output,
+            "prompts": dict(self.prompts),
         }
 
     @classmethod
@@ -165,4 +167,5 @@ class CaseResult:
             usage=data.get("usage") or {},
             models=tuple(data.get("models") or ()),
             output=data.get("output"),
+            prompts=dict(data.get("prompts") or {}),
         )

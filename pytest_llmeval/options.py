@@ -59,6 +59,8 @@ class Settings:
     markdown: Path | None = None
     output_chars: int = DEFAULT_OUTPUT_CHARS
     shard: tuple[int, int] | None = None
+    prompts_dir: Path = Path("prompts")
+    prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -135,6 +137,8 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
     parser.addini("llm_eval_markdown", default="", help="path of the Markdown summary (relative to rootdir)")
     parser.addini("llm_eval_report_output_chars", default=str(DEFAULT_OUTPUT_CHARS), help="outputs longer than this are truncated in the report (0: leave outputs out)")
+    parser.addini("llm_eval_prompts_dir", default="prompts", help="folder (relative to rootdir) of prompt templates")
+    parser.addini("llm_eval_prompt_log", default=".llm-eval/prompt-log.jsonl", help="append-only log of prompt versions and their blessed results")
     parser.addini("llm_eval_concurrency", default=str(DEFAULT_CONCURRENCY), help="app calls in flight at once per suite")
     parser.addini("llm_eval_cache", default=DEFAULT_CACHE_MODE, help="record/replay mode (see --llm-eval-cache)")
     parser.addini("llm_eval_cache_dir", default=DEFAULT_CACHE_DIR, help="folder (relative to rootdir) of recorded responses")
@@ -257,6 +261,8 @@ def resolve(config: Any) -> Settings:
         markdown=_output_path(option.llm_eval_markdown, config.getini("llm_eval_markdown"), root),
         output_chars=output_chars,
         shard=option.llm_eval_shard,
+        prompts_dir=root / config.getini("llm_eval_prompts_dir"),
+        prompt_log=root / config.getini("llm_eval_prompt_log"),
     )
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .recorder import EvalRecorder
     from .session import EvalSession
 
-__all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_server"]
+__all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_prompts", "llm_server"]
 
 SESSION_KEY = pytest.StashKey["EvalSession"]()
 _MARKER_HELP = (
@@ -100,3 +100,14 @@ def llm_client() -> Iterator[Any]:
 
     with ChatClient() as client:
         yield client
+
+
+@pytest.fixture
+def llm_prompts(request: pytest.FixtureRequest) -> Any:
+    """The prompt registry (ini ``llm_eval_prompts_dir``): ``llm_prompts.render("name", **vars)``."""
+    session = request.config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        return session.prompt_registry
+    from .prompts import PromptRegistry
+
+    return PromptRegistry(request.config.rootpath / request.config.getini("llm_eval_prompts_dir"))

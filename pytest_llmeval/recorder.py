@@ -40,6 +40,7 @@ class EvalRecorder:
         self.error_kind: str | None = None
         self.latency_ms: float | None = None
         self.ledger = Ledger()
+        self.prompts: dict[str, str] = {}  # filled by pytest_llmeval.prompts while the case runs
         self._output: Any = _UNSET
         self._failure: BaseException | None = None
 

@@ -20,7 +20,7 @@ from .errors import LLMEvalError
 from .fileio import git_info, write_atomic
 from .gate import MetricVerdict
 from .models import CaseResult, SuiteSpec
-from .run import RunOutcome, SuiteOutcome
+from .run import RunOutcome, SuiteOutcome, prompt_versions
 
 __all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "load_report", "placeholder_report", "run_block",
            "schema", "validate", "write_json"]
@@ -90,6 +90,7 @@ def _spec_block(spec: SuiteSpec, results: list[CaseResult]) -> dict[str, Any]:
         "budgets": dict(spec.budgets),
         "metrics_declared": list(spec.metrics),
         "models": sorted({m for r in results for m in r.models}),
+        "prompts": prompt_versions(results),
     }
 
 
@@ -126,6 +127,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
             "found": baseline is not None,
             "digest": baseline.digest if baseline is not None else None,
             "fingerprint": baseline.fingerprint if baseline is not None else None,
+            "prompts": {k: list(v) for k, v in baseline.prompts.items()} if baseline is not None else {},
             "error": suite.baseline_error,
             "paired_cases": suite.paired_cases,
             "new_cases": list(suite.new_cases),

@@ -17,7 +17,7 @@ from .gate import GatePolicy, MetricVerdict, judge_suite
 from .models import CaseResult, SuiteSpec
 from .providers.accounting import SuiteUsage, summarize_suite
 
-__all__ = ["EvalRun", "RunOutcome", "SuiteOutcome"]
+__all__ = ["EvalRun", "RunOutcome", "SuiteOutcome", "prompt_versions"]
 
 
 @dataclass
@@ -33,6 +33,7 @@ class SuiteOutcome:
     full_run: bool
     content_hashes: dict[str, str]
     results: list[CaseResult]
+    prompts: dict[str, list[str]] = field(default_factory=dict)  # name -> versions rendered
     usage: SuiteUsage | None = None
     case_tokens: dict[str, dict[str, float]] = field(default_factory=dict)
     verdicts: list[MetricVerdict] = field(default_factory=list)
@@ -62,6 +63,11 @@ class SuiteOutcome:
             notes.append(self.baseline_error)
         elif self.baseline is None and self.baseline_written is None:
             notes.append(f"no baseline at {self.baseline_path}: regression check skipped (bless one with --llm-eval-update)")
+        if self.baseline is not None:
+            for name in sorted(set(self.prompts) | set(self.baseline.prompts)):
+                before, after = self.baseline.prompts.get(name, []), self.prompts.get(name, [])
+                if before != after:
+                    notes.append(f"prompt {name} {','.join(before) or '(none)'} -> {','.join(after) or '(none)'} since the baseline")
         if self.fingerprint_changed:
             notes.append("dataset changed since the baseline: only cases with the same id and content are compared")
         counts = [(self.new_cases, "new since the baseline"), (self.missing_cases, "in the baseline but not in this run"),
@@ -170,10 +176,20 @@ def _collate(results: list[CaseResult]) -> SuiteOutcome:
         full_run=len(repeats) == spec.n_rows,
         content_hashes=hashes,
         results=sorted(results, key=lambda r: (r.case_id, r.repeat)),
+        prompts=prompt_versions(results),
         usage=usage,
         case_tokens=_case_tokens(results),
     )
     return outcome
+
+
+def prompt_versions(results: list[CaseResult]) -> dict[str, list[str]]:
+    """Prompt name -> the versions the cases rendered."""
+    found: dict[str, set[str]] = {}
+    for result in results:
+        for name, version in result.prompts.items():
+            found.setdefault(name, set()).add(version)
+    return {name: sorted(versions) for name, versions in sorted(found.items())}
 
 
 def _case_tokens(results: list[CaseResult]) -> dict[str, dict[str, float]]:
@@ -231,7 +247,8 @@ def _updated_baseline(outcome: SuiteOutcome, plugin_version: str, provenance: Ca
     }
     old = outcome.baseline or Baseline(spec.suite_id, spec.dataset, spec.fingerprint, {})
     keep = set(hashes) if outcome.full_run else None
-    return Baseline(spec.suite_id, spec.dataset, spec.fingerprint, old.merged(updates, keep), plugin_version, provenance())
+    prompts = outcome.prompts if outcome.full_run else {**old.prompts, **outcome.prompts}
+    return Baseline(spec.suite_id, spec.dataset, spec.fingerprint, old.merged(updates, keep), plugin_version, provenance(), prompts=prompts)
 
 
 def _preview(items: list[str], limit: int = 10) -> str:

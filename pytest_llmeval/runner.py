@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from .models import Case
+from .prompts import recording_prompts
 from .providers import accounting, runtime
 from .recorder import EvalRecorder
 
@@ -62,7 +63,7 @@ class SuiteRunner:
 
     async def _run(self, case: Case) -> EvalRecorder:
         recorder = self._make_recorder(case)
-        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(case.repeat):
+        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(case.repeat), recording_prompts(recorder.prompts):
             async with self._semaphore:
                 started = time.perf_counter()
                 try:

@@ -24,6 +24,7 @@ from .markdown import render_markdown
 from .models import Case, CaseResult
 from .options import Settings
 from .providers import accounting, runtime
+from .prompts import PromptLog, PromptRegistry, recording_prompts, set_default_registry
 from .recorder import AppError, EvalRecorder
 from .report import build_report, placeholder_report, run_block, write_json
 from .run import EvalRun, RunOutcome, SuiteOutcome
@@ -61,6 +62,8 @@ class EvalSession:
         self.incomplete: str | None = None
         self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices()))
+        self.prompt_registry = PromptRegistry(settings.prompts_dir)
+        set_default_registry(self.prompt_registry)
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -167,7 +170,8 @@ class EvalSession:
         if recorder is None:
             return (yield)
         # Calls the body makes through our clients count against this case.
-        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(recorder.case.repeat):
+        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(recorder.case.repeat), \
+                recording_prompts(recorder.prompts):
             result = yield
         problems = recorder.case_failures()
         if problems:
@@ -199,7 +203,7 @@ class EvalSession:
         models = tuple(sorted({f"{r.provider}:{r.model}" for r in recorder.ledger.records if r.kind == "app"}))
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
                           dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
-                          models, recorder.output_text(self.settings.output_chars))
+                          models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts))
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -234,6 +238,8 @@ class EvalSession:
             BaselineStore(settings.baseline_dir, self.config.rootpath), policy, update=settings.update,
             plugin_version=__version__, provenance=lambda: provenance(self.config.rootpath),
         )
+        if settings.update:
+            PromptLog(settings.prompt_log).append(prompt_log_entries(self.outcome, self.config.rootpath))
         reports = [report for suite in self.outcome.suites for report in gate_reports(suite)]
         session.testscollected += len(reports) // 3  # gates are test cases too: keeps progress at 100%
         for report in reports:
@@ -283,6 +289,22 @@ class EvalSession:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
         runtime.set_defaults(runtime.Defaults())
+        set_default_registry(None)
+
+
+def prompt_log_entries(outcome: RunOutcome, root: Any) -> list[dict[str, Any]]:
+    """One log line per (suite, prompt version) of a blessed run, with the suite's results."""
+    from .fileio import git_info
+
+    at, commit = PromptLog.now(), git_info(root).get("commit")
+    entries = []
+    for suite in outcome.suites:
+        metrics = {v.metric: v.estimate.mean for v in suite.verdicts if v.estimate.n}
+        for name, versions in sorted(suite.prompts.items()):
+            for version in versions:
+                entries.append({"name": name, "version": version, "suite": suite.spec.suite_id,
+                                "verdict": "pass" if suite.passed else "fail", "metrics": metrics, "at": at, "commit": commit})
+    return entries
 
 
 def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
@@ -298,6 +320,8 @@ def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
                            (prefix + "cost", usage["cost"])]
             if usage.get("cached_calls"):
                 properties.append((prefix + "cached_calls", usage["cached_calls"]))
+    for name, version in sorted(result.prompts.items()):
+        properties.append((f"{PROPERTY_PREFIX}prompt.{name}", version))
     if result.error:
         properties.append((PROPERTY_PREFIX + "error", result.error))
     return properties
