@@ -128,6 +128,7 @@ class CaseResult:
     models: tuple[str, ...] = ()
     output: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)  # prompt name -> version rendered
+    reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why (LLM judges)
 
     def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
         data = self.case_dict()
@@ -150,6 +151,7 @@ class CaseResult:
             "models": list(self.models),
             "output": self.output,
             "prompts": dict(self.prompts),
+            "reasons": dict(self.reasons),
         }
 
     @classmethod
@@ -168,4 +170,5 @@ class CaseResult:
             models=tuple(data.get("models") or ()),
             output=data.get("output"),
             prompts=dict(data.get("prompts") or {}),
+            reasons=dict(data.get("reasons") or {}),
         )

@@ -59,6 +59,7 @@ class Settings:
     markdown: Path | None = None
     output_chars: int = DEFAULT_OUTPUT_CHARS
     shard: tuple[int, int] | None = None
+    judge: ProviderConfig | None = None
     prompts_dir: Path = Path("prompts")
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
 
@@ -149,6 +150,10 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_timeout", default="", help="seconds to wait for a model answer")
     parser.addini("llm_eval_max_retries", default="", help="retries after a timeout, dropped connection, 429 or 5xx")
     parser.addini("llm_eval_rate_limit", default="", help="requests per second to one provider endpoint, across the suite")
+    parser.addini("llm_eval_judge_provider", default="", help="LLM judge protocol (default: llm_eval_provider; env LLM_EVAL_JUDGE_PROVIDER wins)")
+    parser.addini("llm_eval_judge_model", default="", help="LLM judge model (env LLM_EVAL_JUDGE_MODEL wins)")
+    parser.addini("llm_eval_judge_base_url", default="", help="LLM judge base URL (default: llm_eval_base_url; env LLM_EVAL_JUDGE_BASE_URL wins)")
+    parser.addini("llm_eval_judge_api_key_env", default="", help="environment variable holding the judge's API key")
     parser.addini("llm_eval_prices", type="linelist", default=[], help="model = input / output USD per million tokens, one per line (overrides the built-in table)")
     parser.addini("llm_eval_price_file", default="", help="YAML file of prices: models: {name: {input: .., output: ..}}")
     parser.addini("llm_eval_budgets", type="linelist", default=[], help="name=value lines: max_cost_per_case, max_latency_p95_ms, max_error_rate, max_output_tokens_increase, max_input_tokens_increase")
@@ -254,6 +259,7 @@ def resolve(config: Any) -> Settings:
         cache_mode=cache_mode,
         cache_dir=root / config.getini("llm_eval_cache_dir"),
         provider=_provider(config),
+        judge=_judge_provider(config),
         price_lines=tuple(config.getini("llm_eval_prices")),
         price_file=root / price_file if price_file else None,
         budgets=budgets,
@@ -286,6 +292,17 @@ def _key_values(lines: Any, source: str) -> dict[str, str]:
             raise ConfigError(f"{source}: {line!r} is not of the form name=value")
         out[name.strip()] = value.strip()
     return out
+
+
+def _judge_provider(config: Any) -> ProviderConfig | None:
+    """The judge's config: ``llm_eval_judge_*`` (env ``LLM_EVAL_JUDGE_*``) over the app's."""
+    values: dict[str, Any] = {}
+    for field_name in ("provider", "model", "base_url", "api_key_env"):
+        env = f"LLM_EVAL_JUDGE_{field_name.upper()}" if field_name != "api_key_env" else None
+        value = (os.environ.get(env) if env else None) or str(config.getini(f"llm_eval_judge_{field_name}")).strip()
+        if value:
+            values[field_name] = value
+    return _provider(config).with_overrides(values) if values else None
 
 
 def _provider(config: Any) -> ProviderConfig:

@@ -36,6 +36,7 @@ class EvalRecorder:
         self.scorers = tuple(scorers)
         self.case_thresholds = dict(case_thresholds or {})
         self.scores: dict[str, float] = {}
+        self.reasons: dict[str, str] = {}
         self.error: str | None = None
         self.error_kind: str | None = None
         self.latency_ms: float | None = None
@@ -56,7 +57,10 @@ class EvalRecorder:
         new: dict[str, float] = {}
         for scorer in self.scorers:
             try:
-                new[scorer.metric] = scorer(output, self.case)
+                score = scorer.evaluate(output, self.case)
+                new[scorer.metric] = score.value
+                if score.reason:
+                    self.reasons[scorer.metric] = score.reason
             except ScorerError as exc:
                 self.error = f"case {self.case.id!r}: {exc}"
                 self.error_kind = "scorer"

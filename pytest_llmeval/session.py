@@ -37,6 +37,11 @@ __all__ = ["EvalSession"]
 
 RECORDER_KEY = pytest.StashKey[EvalRecorder]()
 PROPERTY_PREFIX = "llm_eval."
+REASON_CHARS = 200  # judge reasons in junit properties
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def shard_of(case_id: str, count: int) -> int:
@@ -55,13 +60,15 @@ class EvalSession:
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
         self.registry = default_registry()
+        # Historic: conftest files and plugins registered later are called too.
+        config.hook.pytest_llmeval_register_scorers.call_historic(kwargs={"registry": self.registry})
         self.plans: dict[str, SuitePlan] = {}
         self.runners: dict[str, SuiteRunner] = {}
         self.run = EvalRun()
         self.outcome: RunOutcome | None = None
         self.incomplete: str | None = None
         self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-        runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices()))
+        runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
 
@@ -203,7 +210,8 @@ class EvalSession:
         models = tuple(sorted({f"{r.provider}:{r.model}" for r in recorder.ledger.records if r.kind == "app"}))
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
                           dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
-                          models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts))
+                          models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts),
+                          {m: _truncate(r, self.settings.output_chars) for m, r in recorder.reasons.items()})
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -320,6 +328,8 @@ def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
                            (prefix + "cost", usage["cost"])]
             if usage.get("cached_calls"):
                 properties.append((prefix + "cached_calls", usage["cached_calls"]))
+    for metric, reason in sorted(result.reasons.items()):
+        properties.append((f"{PROPERTY_PREFIX}{metric}.reason", _truncate(reason, REASON_CHARS)))
     for name, version in sorted(result.prompts.items()):
         properties.append((f"{PROPERTY_PREFIX}prompt.{name}", version))
     if result.error:

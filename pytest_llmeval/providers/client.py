@@ -105,7 +105,8 @@ class _Core:
 
     # -- request ----------------------------------------------------------------------
 
-    def _prepare(self, messages: Sequence[Message], model: str | None, params: Mapping[str, Any]) -> _Call:
+    def _prepare(self, messages: Sequence[Message], model: str | None, params: Mapping[str, Any],
+                 cache_key_extra: Mapping[str, Any] | None = None) -> _Call:
         config = self.config
         model = model or config.model
         if not model:
@@ -123,6 +124,8 @@ class _Core:
             url = f"{config.base_url}/chat/completions"
         query = {"api-version": config.api_version} if config.api_version else {}
         request = {"provider": config.provider, "base_url": config.base_url, "query": query, "body": body, "repeat": runtime.current_repeat()}
+        if cache_key_extra:
+            request["extra"] = dict(cache_key_extra)  # e.g. a judge's sample index: keyed, never sent
         return _Call(url, query, body, request, cache_key(request), model)
 
     def _headers(self) -> dict[str, str]:
@@ -250,8 +253,11 @@ class ChatClient(_Core):
         timeout = httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
         self._http = httpx.Client(transport=transport, timeout=timeout, limits=_POOL, verify=_ssl_context())
 
-    def chat(self, messages: Sequence[Message], *, model: str | None = None, **params: Any) -> ChatResult:
-        call = self._prepare(messages, model, params)
+    def chat(self, messages: Sequence[Message], *, model: str | None = None,
+             cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
+        """One chat call. ``params`` go to the provider (temperature, max_tokens, ...);
+        ``cache_key_extra`` only distinguishes otherwise identical calls in the cache."""
+        call = self._prepare(messages, model, params, cache_key_extra)
         replayed = self._replay(call)
         if replayed is not None:
             return replayed
@@ -301,8 +307,9 @@ class AsyncChatClient(_Core):
         timeout = httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout, limits=_ASYNC_POOL, verify=_ssl_context())
 
-    async def chat(self, messages: Sequence[Message], *, model: str | None = None, **params: Any) -> ChatResult:
-        call = self._prepare(messages, model, params)
+    async def chat(self, messages: Sequence[Message], *, model: str | None = None,
+                   cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
+        call = self._prepare(messages, model, params, cache_key_extra)
         replayed = self._replay(call)
         if replayed is not None:
             return replayed

@@ -26,6 +26,7 @@ class Defaults:
     config: ProviderConfig | None = None
     cache: ResponseCache | None = None
     prices: PriceTable | None = None
+    judge: ProviderConfig | None = None  # the LLM judge's model (default: ``config``)
 
 
 _DEFAULTS = Defaults()

@@ -14,6 +14,6 @@ scorer, so importing this package stays cheap.
 
 from __future__ import annotations
 
-from .registry import BoundScorer, Scorer, ScorerRegistry, builtin_scorers, default_registry
+from .registry import BoundScorer, Score, Scorer, ScorerRegistry, builtin_scorers, default_registry, scorer
 
-__all__ = ["BoundScorer", "Scorer", "ScorerRegistry", "builtin_scorers", "default_registry"]
+__all__ = ["BoundScorer", "Score", "Scorer", "ScorerRegistry", "builtin_scorers", "default_registry", "scorer"]

@@ -1,8 +1,10 @@
 """The scorer catalogue: names to scorer functions, and binding marker entries to them.
 
-A scorer is a function ``fn(output, case, **options) -> float`` returning a score in
-[0, 1]; ``binary=True`` declares it only ever returns 0 or 1 (the gate then uses an exact
-test). In the marker a scorer is given as ``"name"`` or ``("name", {option: value})``; the
+A scorer is a function ``fn(output, case, **options)`` returning a score in [0, 1], or a
+:class:`Score` (value and a short reason, e.g. an LLM judge's); it may be ``async``.
+``binary=True`` declares it only ever returns 0 or 1 (the gate then uses an exact test).
+User scorers come from the :func:`scorer` decorator (in conftest.py or a test module) and
+from the ``pytest_llmeval_register_scorers(registry)`` hook. In the marker a scorer is given as ``"name"`` or ``("name", {option: value})``; the
 option ``name`` renames the metric, so one scorer can be used twice.
 
 Options are checked when the marker is bound (at collection): their names against the
@@ -16,6 +18,7 @@ contains, not_contains, regex, numeric), ``structured`` (json_valid, json_schema
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import inspect
 import math
@@ -25,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 from ..errors import ScorerError
 from ..models import Case
 
-__all__ = ["BoundScorer", "Scorer", "ScorerRegistry", "builtin_scorers", "default_registry"]
+__all__ = ["BoundScorer", "Score", "Scorer", "ScorerRegistry", "builtin_scorers", "default_registry", "scorer"]
 
 ScorerFn = Callable[..., float]
 
@@ -38,6 +41,14 @@ class Scorer:
 
 
 @dataclass(frozen=True)
+class Score:
+    """A score with the reason for it (shown in junit properties and the report)."""
+
+    value: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class BoundScorer:
     """A scorer with its options, producing the metric ``metric``."""
 
@@ -46,17 +57,50 @@ class BoundScorer:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __call__(self, output: Any, case: Case) -> float:
+        return self.evaluate(output, case).value
+
+    def evaluate(self, output: Any, case: Case) -> Score:
+        """Run the scorer (awaiting an async one) and check its result."""
         try:
-            value = self.scorer.fn(output, case, **self.options)
+            result = self.scorer.fn(output, case, **self.options)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
         except ScorerError:
             raise
         except Exception as exc:
             raise ScorerError(f"scorer {self.metric!r} raised {type(exc).__name__}: {exc}") from exc
+        value, reason = (result.value, result.reason) if isinstance(result, Score) else (result, None)
         if isinstance(value, bool):
-            return float(value)
+            value = float(value)
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0 or math.isnan(value):
             raise ScorerError(f"scorer {self.metric!r} returned {value!r}; a score must be a number in [0, 1]")
-        return float(value)
+        return Score(float(value), reason)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+_USER_SCORERS: dict[str, Scorer] = {}
+
+
+def scorer(name: str | None = None, *, binary: bool = False) -> Callable[[ScorerFn], ScorerFn]:
+    """Register a scorer for every suite: ``@scorer("polite", binary=True)`` on a function
+    ``fn(output, case, **options)`` in conftest.py or a test module (sync or async)."""
+
+    def decorate(fn: ScorerFn) -> ScorerFn:
+        key = name or fn.__name__
+        known = _USER_SCORERS.get(key)
+        if known is not None and _qualname(known.fn) != _qualname(fn):
+            raise ScorerError(f"a scorer named {key!r} is already registered by {_qualname(known.fn)}")
+        _USER_SCORERS[key] = Scorer(key, fn, binary)
+        return fn
+
+    return decorate
+
+
+def _qualname(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 class ScorerRegistry:
@@ -82,13 +126,13 @@ class ScorerRegistry:
         return decorate
 
     def names(self) -> list[str]:
-        return sorted(self._scorers)
+        return sorted(set(self._scorers) | set(_USER_SCORERS))
 
     def get(self, name: str) -> Scorer:
         try:
-            return self._scorers[name]
+            return self._scorers.get(name) or _USER_SCORERS[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._scorers, n=1)
+            close = difflib.get_close_matches(name, self.names(), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ScorerError(f"unknown scorer {name!r}{hint} Known scorers: {', '.join(self.names())}") from None
 
@@ -126,9 +170,10 @@ class ScorerRegistry:
 
 def builtin_scorers() -> tuple[Scorer, ...]:
     """Every built-in scorer (see docs/scorers.md)."""
-    from . import grounding, similarity, structured, text
+    from . import grounding, judge, similarity, structured, text
 
-    return text.BUILTIN_SCORERS + structured.BUILTIN_SCORERS + similarity.BUILTIN_SCORERS + grounding.BUILTIN_SCORERS
+    return (text.BUILTIN_SCORERS + structured.BUILTIN_SCORERS + similarity.BUILTIN_SCORERS + grounding.BUILTIN_SCORERS
+            + judge.BUILTIN_SCORERS)
 
 
 def default_registry() -> ScorerRegistry:
