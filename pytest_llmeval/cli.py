@@ -64,9 +64,12 @@ def _merge(args: argparse.Namespace) -> int:
     cases = sum(len(suite["cases"]) for suite in doc["suites"])
     print(f"merged {len(reports)} report(s): {len(doc['suites'])} suite(s), {cases} case result(s); verdict {doc['verdict']}")
     for suite in doc["suites"]:
-        for metric in suite["metrics"]:
-            for reason in metric["reasons"]:
-                print(f"  {suite['suite_id']}: {reason}")
+        failures = [reason for metric in suite["metrics"] for reason in metric["reasons"]]
+        failures += [gate["message"] for gate in suite["usage_gates"] if gate["verdict"] == "fail"]
+        failures += [f"case {case_id} errored" for case_id in suite["errors"]]
+        failures += [f"case {case_id} failed" for case_id in suite["failed_cases"]]
+        for failure in failures:
+            print(f"  {suite['suite_id']}: {failure}")
     return 0 if doc["verdict"] == "pass" else 1
 
 

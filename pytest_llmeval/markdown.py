@@ -58,6 +58,9 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         failures.append(f"{len(suite['failed_cases'])} case(s) failed: {_ids(suite['failed_cases'])}")
     if failures:
         lines += ["**What failed**", ""] + [f"- {_cell(f)}" for f in failures] + [""]
+    notes = [n for n in suite["notes"] if not n.startswith(tuple(f"{m['name']}:" for m in suite["metrics"]))]
+    if notes:
+        lines += ["**Notes**", ""] + [f"- {_cell(n)}" for n in notes] + [""]
     for m in suite["metrics"]:
         worst = _worst_cases(suite["cases"], m["name"])
         if m["regressed"] or (m["verdict"] == "fail" and worst):

@@ -31,6 +31,7 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: Basel
     for name, doc in reports:
         if not doc["complete"]:
             raise ReportError(f"{name}: the run was incomplete ({doc['run'].get('incomplete_reason')}); refusing to merge it")
+    _check_shards(reports)
     first_name, first = reports[0]
     options = first["run"]["options"]
     for name, doc in reports[1:]:
@@ -76,6 +77,28 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: Basel
     }
     merged_run.pop("incomplete_reason", None)
     return build_report(merged_run, outcome)
+
+
+def _check_shards(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Shard reports must be all of one split: every index 1..N once."""
+    shards = [(name, doc["run"]["shard"]) for name, doc in reports if doc["run"].get("shard")]
+    if not shards:
+        return
+    if len(shards) != len(reports):
+        plain = next(name for name, doc in reports if not doc["run"].get("shard"))
+        raise ReportError(f"{plain}: not a shard report, but others are; merge the shards of one split only")
+    counts = {shard["count"] for _, shard in shards}
+    if len(counts) > 1:
+        raise ReportError(f"shard reports of different splits: counts {sorted(counts)}")
+    count = counts.pop()
+    seen: dict[int, str] = {}
+    for name, shard in shards:
+        if shard["index"] in seen:
+            raise ReportError(f"{name}: shard {shard['index']}/{count} is also {seen[shard['index']]}")
+        seen[shard["index"]] = name
+    missing = sorted(set(range(1, count + 1)) - set(seen))
+    if missing:
+        raise ReportError(f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}: a merged verdict needs every shard")
 
 
 def _spec(suite: Mapping[str, Any]) -> SuiteSpec:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 __all__ = ["Case", "CaseResult", "SuiteSpec", "case_content_hash"]
@@ -28,7 +29,7 @@ class Case:
     line: int | None = None
     repeat: int = 0
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         return case_content_hash(self)
 

@@ -258,7 +258,7 @@ def resolve(config: Any) -> Settings:
         concurrency=concurrency,
         cache_mode=cache_mode,
         cache_dir=root / config.getini("llm_eval_cache_dir"),
-        provider=_provider(config),
+        provider=provider_config(config),
         judge=_judge_provider(config),
         price_lines=tuple(config.getini("llm_eval_prices")),
         price_file=root / price_file if price_file else None,
@@ -302,10 +302,10 @@ def _judge_provider(config: Any) -> ProviderConfig | None:
         value = (os.environ.get(env) if env else None) or str(config.getini(f"llm_eval_judge_{field_name}")).strip()
         if value:
             values[field_name] = value
-    return _provider(config).with_overrides(values) if values else None
+    return provider_config(config).with_overrides(values) if values else None
 
 
-def _provider(config: Any) -> ProviderConfig:
+def provider_config(config: Any) -> ProviderConfig:
     """The default client config: env LLM_EVAL_* > ini llm_eval_* > ProviderConfig defaults."""
     values: dict[str, Any] = {}
     for field_name, env in (("provider", "LLM_EVAL_PROVIDER"), ("model", "LLM_EVAL_MODEL"), ("base_url", "LLM_EVAL_BASE_URL"),

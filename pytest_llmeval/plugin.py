@@ -100,11 +100,13 @@ def llm_server() -> Iterator[Any]:
 
 
 @pytest.fixture
-def llm_client() -> Iterator[Any]:
+def llm_client(request: pytest.FixtureRequest) -> Iterator[Any]:
     """A :class:`~pytest_llmeval.providers.ChatClient` with the run's default provider settings."""
     from .providers.client import ChatClient
 
-    with ChatClient() as client:
+    # With --llm-eval the run's defaults are set; without it, build them from ini/env here.
+    config = None if SESSION_KEY in request.config.stash else options.provider_config(request.config)
+    with ChatClient(config) as client:
         yield client
 
 

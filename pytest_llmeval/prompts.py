@@ -63,7 +63,7 @@ class Prompt:
     path: Path | None = None
     fields: tuple[str, ...] = ()
 
-    def render(self, **variables: Any) -> str:
+    def render(self, /, **variables: Any) -> str:
         """Fill the template; records this prompt's version on the running case."""
         missing = [name for name in self.fields if name not in variables]
         if missing:
@@ -128,7 +128,7 @@ class PromptRegistry:
             raise PromptError(f"unknown prompt {name!r}; known prompts: {known}")
         return prompts[name]
 
-    def render(self, name: str, **variables: Any) -> str:
+    def render(self, name: str, /, **variables: Any) -> str:
         return self.get(name).render(**variables)
 
 
@@ -177,7 +177,7 @@ def set_default_registry(registry: PromptRegistry | None) -> None:
     _DEFAULT = registry
 
 
-def render(name: str, **variables: Any) -> str:
+def render(name: str, /, **variables: Any) -> str:
     """Render prompt ``name`` from the run's registry: ``render("support", question=q)``."""
     return default_registry().render(name, **variables)
 

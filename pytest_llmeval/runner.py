@@ -1,12 +1,15 @@
-"""Concurrent app calls for one suite: the target runs for every case at once, bounded.
+"""Concurrent app calls for one suite: the target runs ahead of pytest, bounded.
 
 pytest runs items one at a time, but LLM calls dominate an eval's time, so the suite's
-calls are started together in a background event loop: async targets as tasks on that
-loop, sync targets on a thread pool, at most ``concurrency`` at a time. Each item then
-waits only for its own case, and N cases at latency L take about N*L/C instead of N*L.
+calls are started ahead of the items that need them: sync targets on a thread pool (one
+task per case: call the app, then score), async targets as tasks on one background
+event loop. At most ``concurrency`` calls are in flight, and cases are submitted a
+window ahead of the item being run, so N cases at latency L take about N*L/C instead of
+N*L without queueing the whole suite at once. Each item waits only for its own case.
 
-Every call runs with its case's usage ledger and repeat index in context variables, so
-the clients record tokens, cost and cache keys against the right case. No pytest here.
+Every call runs with its case's usage ledger, repeat index and prompt record in context
+variables, so clients and the prompt registry attribute their work to the right case.
+No pytest here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextvars
 import inspect
 import threading
 import time
+from contextlib import ExitStack
 from typing import Any, Callable, Sequence
 
 from .models import Case
@@ -26,77 +30,111 @@ from .recorder import EvalRecorder
 
 __all__ = ["SuiteRunner"]
 
+Key = tuple[str, int]
+
 
 def _is_async(target: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))
 
 
-class SuiteRunner:
-    """Runs ``target`` for cases in the background; :meth:`result` waits for one case."""
+def _case_context(recorder: EvalRecorder) -> ExitStack:
+    stack = ExitStack()
+    stack.enter_context(accounting.use_ledger(recorder.ledger))
+    stack.enter_context(runtime.use_repeat(recorder.case.repeat))
+    stack.enter_context(recording_prompts(recorder.prompts))
+    return stack
 
-    def __init__(self, target: Callable[..., Any], make_recorder: Callable[[Case], EvalRecorder], concurrency: int) -> None:
+
+class SuiteRunner:
+    """Runs ``target`` for ``cases`` (in item order) ahead of the items asking for them."""
+
+    def __init__(self, target: Callable[..., Any], make_recorder: Callable[[Case], EvalRecorder],
+                 concurrency: int, cases: Sequence[Case]) -> None:
         self._target = target
         self._make_recorder = make_recorder
-        self._concurrency = concurrency
-        self._is_async = _is_async(target)
-        self._futures: dict[tuple[str, int], concurrent.futures.Future[EvalRecorder]] = {}
-        self._loop = asyncio.new_event_loop()
+        self._cases = list(cases)
+        self._position = {(case.id, case.repeat): i for i, case in enumerate(self._cases)}
+        self._window = max(4 * concurrency, 32)
+        self._next = 0  # cases[:_next] are submitted
+        self._futures: dict[Key, concurrent.futures.Future[EvalRecorder]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm-eval")
-        self._thread = threading.Thread(target=self._loop.run_forever, name="llm-eval-runner", daemon=True)
-        self._thread.start()
-        self._semaphore = asyncio.run_coroutine_threadsafe(self._make_semaphore(), self._loop).result()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if _is_async(target):
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="llm-eval-loop", daemon=True)
+            self._thread.start()
+            self._semaphore = asyncio.run_coroutine_threadsafe(self._make_semaphore(concurrency), self._loop).result()
 
-    async def _make_semaphore(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self._concurrency)
-
-    def submit(self, cases: Sequence[Case]) -> None:
-        """Start the calls for ``cases`` (in order; already submitted ones are skipped)."""
-        for case in cases:
-            key = (case.id, case.repeat)
-            if key not in self._futures:
-                self._futures[key] = asyncio.run_coroutine_threadsafe(self._run(case), self._loop)
+    @staticmethod
+    async def _make_semaphore(concurrency: int) -> asyncio.Semaphore:
+        return asyncio.Semaphore(concurrency)
 
     def result(self, case: Case) -> EvalRecorder:
         """The finished recorder of ``case`` (its output scored, or its failure kept)."""
-        self.submit([case])
-        return self._futures[(case.id, case.repeat)].result()
+        key = (case.id, case.repeat)
+        position = self._position.get(key)
+        if position is None:  # not among the cases planned ahead: run it alone
+            self._submit(case)
+        else:
+            self._fill(position + self._window)
+        return self._futures[key].result()
 
-    async def _run(self, case: Case) -> EvalRecorder:
+    def _fill(self, until: int) -> None:
+        while self._next < min(until, len(self._cases)):
+            self._submit(self._cases[self._next])
+            self._next += 1
+
+    def _submit(self, case: Case) -> None:
+        key = (case.id, case.repeat)
+        if key in self._futures:
+            return
+        if self._loop is None:
+            self._futures[key] = self._pool.submit(contextvars.copy_context().run, self._run_sync, case)
+        else:
+            self._futures[key] = asyncio.run_coroutine_threadsafe(self._run_async(case), self._loop)
+
+    def _run_sync(self, case: Case) -> EvalRecorder:
         recorder = self._make_recorder(case)
-        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(case.repeat), recording_prompts(recorder.prompts):
+        with _case_context(recorder):
+            started = time.perf_counter()
+            try:
+                output = self._target(**case.inputs)
+                if inspect.isawaitable(output):  # a sync callable that hands back a coroutine
+                    output = asyncio.run(_await(output))
+            except BaseException as exc:  # raised again in the case's item, on pytest's thread
+                recorder.app_failed(exc, (time.perf_counter() - started) * 1000)
+                return recorder
+            recorder.latency_ms = (time.perf_counter() - started) * 1000
+            recorder.score_quietly(output)
+        return recorder
+
+    async def _run_async(self, case: Case) -> EvalRecorder:
+        recorder = self._make_recorder(case)
+        loop = asyncio.get_running_loop()
+        with _case_context(recorder):
             async with self._semaphore:
                 started = time.perf_counter()
                 try:
-                    if self._is_async:
-                        output = await self._target(**case.inputs)
-                    else:
-                        output = await self._in_thread(self._call_sync, case)
+                    output = await self._target(**case.inputs)
                 except asyncio.CancelledError:
                     raise
-                except BaseException as exc:  # the app's failure is raised in the case's item, on pytest's thread
+                except BaseException as exc:
                     recorder.app_failed(exc, (time.perf_counter() - started) * 1000)
                     return recorder
                 recorder.latency_ms = (time.perf_counter() - started) * 1000
-            await self._in_thread(recorder.score_quietly, output)
+            # Scorers may block (a judge's HTTP call): score on the pool, not on the loop.
+            context = contextvars.copy_context()
+            await loop.run_in_executor(self._pool, context.run, recorder.score_quietly, output)
         return recorder
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        context = contextvars.copy_context()
-        return await self._loop.run_in_executor(self._pool, context.run, fn, *args)
-
-    def _call_sync(self, case: Case) -> Any:
-        output = self._target(**case.inputs)
-        if inspect.isawaitable(output):  # a sync callable that hands back a coroutine
-            output = asyncio.run_coroutine_threadsafe(_await(output), self._loop).result()
-        return output
-
     def close(self) -> None:
-        """Cancel calls not yet started and stop the loop (calls in flight finish alone)."""
+        """Cancel calls not yet started and stop (calls in flight finish on their own)."""
         for future in self._futures.values():
             future.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
 
 
 async def _await(awaitable: Any) -> Any:

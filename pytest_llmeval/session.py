@@ -21,7 +21,7 @@ from .errors import LLMEvalError
 from .fileio import write_atomic
 from .gate import GatePolicy
 from .markdown import render_markdown
-from .models import Case, CaseResult
+from .models import Case, CaseResult, SuiteSpec
 from .options import Settings
 from .providers import accounting, runtime
 from .prompts import PromptLog, PromptRegistry, recording_prompts, set_default_registry
@@ -38,6 +38,7 @@ __all__ = ["EvalSession"]
 RECORDER_KEY = pytest.StashKey[EvalRecorder]()
 PROPERTY_PREFIX = "llm_eval."
 REASON_CHARS = 200  # judge reasons in junit properties
+REPORT_REASON_CHARS = 1000  # and in the report
 
 
 def _truncate(text: str, limit: int) -> str:
@@ -64,6 +65,8 @@ class EvalSession:
         config.hook.pytest_llmeval_register_scorers.call_historic(kwargs={"registry": self.registry})
         self.plans: dict[str, SuitePlan] = {}
         self.runners: dict[str, SuiteRunner] = {}
+        self._selected: dict[str, list[Case]] | None = None
+        self._specs: dict[str, tuple[dict[str, Any], SuiteSpec]] = {}
         self.run = EvalRun()
         self.outcome: RunOutcome | None = None
         self.incomplete: str | None = None
@@ -165,10 +168,15 @@ class EvalSession:
     def _runner(self, item: pytest.Item, suite_id: str, plan: SuitePlan) -> SuiteRunner:
         runner = self.runners.get(suite_id)
         if runner is None:
-            runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds), self.settings.concurrency)
+            if self._selected is None:  # one pass over the session: each suite's cases in item order
+                self._selected = {}
+                for selected in item.session.items:
+                    case = getattr(selected, "callspec", None) and selected.callspec.params.get("llm_case")
+                    if isinstance(case, Case):
+                        self._selected.setdefault(suite_id_of(selected), []).append(case)
+            runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds),
+                                 self.settings.concurrency, self._selected.get(suite_id, []))
             self.runners[suite_id] = runner
-            # Start every selected case of the suite now; items then only wait for their own.
-            runner.submit([i.callspec.params["llm_case"] for i in item.session.items if suite_id_of(i) == suite_id])  # type: ignore[attr-defined]
         return runner
 
     @pytest.hookimpl(wrapper=True)
@@ -211,7 +219,7 @@ class EvalSession:
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
                           dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
                           models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts),
-                          {m: _truncate(r, self.settings.output_chars) for m, r in recorder.reasons.items()})
+                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()})
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -220,9 +228,16 @@ class EvalSession:
             return
         data = getattr(report, "llm_eval", None)
         if data is not None:
-            self.run.add(CaseResult.from_dict(data))
+            self.run.add(CaseResult.from_dict(data, suite=self._spec(data["suite"])))
         elif report.when not in ("setup", "call", "teardown") and report.failed:
             self.incomplete = f"a test process crashed ({report.nodeid})"  # xdist's report for a lost worker
+
+    def _spec(self, data: dict[str, Any]) -> SuiteSpec:
+        """The suite spec of a case result, parsed once per suite rather than per case."""
+        known = self._specs.get(data["suite_id"])
+        if known is None or known[0] != data:
+            known = self._specs[data["suite_id"]] = (data, SuiteSpec.from_dict(data))
+        return known[1]
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
@@ -247,7 +262,7 @@ class EvalSession:
             plugin_version=__version__, provenance=lambda: provenance(self.config.rootpath),
         )
         if settings.update:
-            PromptLog(settings.prompt_log).append(prompt_log_entries(self.outcome, self.config.rootpath))
+            PromptLog(settings.prompt_log).append(prompt_log_entries(self.outcome, self.config.rootpath, self.prompt_registry))
         reports = [report for suite in self.outcome.suites for report in gate_reports(suite)]
         session.testscollected += len(reports) // 3  # gates are test cases too: keeps progress at 100%
         for report in reports:
@@ -260,8 +275,13 @@ class EvalSession:
         self.runners.clear()
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.settings.report is not None and not self.is_worker:
-            write_json(self.settings.report, placeholder_report(self._run_block()))
+        if self.is_worker:
+            return
+        placeholder = placeholder_report(self._run_block())
+        if self.settings.report is not None:
+            write_json(self.settings.report, placeholder)
+        if self.settings.markdown is not None:
+            write_atomic(self.settings.markdown, render_markdown(placeholder))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
@@ -300,7 +320,7 @@ class EvalSession:
         set_default_registry(None)
 
 
-def prompt_log_entries(outcome: RunOutcome, root: Any) -> list[dict[str, Any]]:
+def prompt_log_entries(outcome: RunOutcome, root: Any, registry: PromptRegistry) -> list[dict[str, Any]]:
     """One log line per (suite, prompt version) of a blessed run, with the suite's results."""
     from .fileio import git_info
 
@@ -310,9 +330,18 @@ def prompt_log_entries(outcome: RunOutcome, root: Any) -> list[dict[str, Any]]:
         metrics = {v.metric: v.estimate.mean for v in suite.verdicts if v.estimate.n}
         for name, versions in sorted(suite.prompts.items()):
             for version in versions:
-                entries.append({"name": name, "version": version, "suite": suite.spec.suite_id,
+                entries.append({"name": name, "version": version, "label": _label(registry, name, version), "suite": suite.spec.suite_id,
                                 "verdict": "pass" if suite.passed else "fail", "metrics": metrics, "at": at, "commit": commit})
     return entries
+
+
+def _label(registry: PromptRegistry, name: str, version: str) -> str | None:
+    """The label of the prompt file when it still has this version."""
+    try:
+        prompt = registry.get(name)
+    except LLMEvalError:
+        return None
+    return prompt.label if prompt.version == version else None
 
 
 def _case_properties(result: CaseResult) -> list[tuple[str, object]]:

@@ -195,9 +195,10 @@ def test_merging_three_shards_equals_the_unsplit_run(pytester, project, monkeypa
 def test_merge_refuses_overlapping_incompatible_or_incomplete_reports(pytester, project, capsys, monkeypatch):
     project(30)
     pytester.runpytest("--llm-eval", "--llm-eval-shard=1/2", "--llm-eval-report=a.json")
-    pytester.runpytest("--llm-eval", "--llm-eval-shard=1/2", "--llm-eval-alpha=0.1", "--llm-eval-report=b.json")
+    pytester.runpytest("--llm-eval", "--llm-eval-shard=2/2", "--llm-eval-alpha=0.1", "--llm-eval-report=b.json")
     pytester.makepyfile(test_zz="def test_z():\n    assert False\n")
     pytester.runpytest("--llm-eval", "-x", "--llm-eval-report=c.json", "test_zz.py", "test_eval.py")
+    pytester.runpytest("--llm-eval", "--llm-eval-report=whole.json", "test_eval.py")
     (pytester.path / "test_zz.py").unlink()
     write = pytester.path / "data.jsonl"
     write.write_text(write.read_text().replace('"expected": "yes"', '"expected": "yes!"', 1))
@@ -205,11 +206,13 @@ def test_merge_refuses_overlapping_incompatible_or_incomplete_reports(pytester, 
     (pytester.path / "bad.json").write_text("{}")
     monkeypatch.chdir(pytester.path)
     cases = {
-        ("a.json", "a.json"): "is also in a.json; shards must not overlap",
+        ("a.json",): "missing shard(s) 2/2",
+        ("a.json", "a.json"): "shard 1/2 is also a.json",
         ("a.json", "b.json"): "option alpha=0.1 differs from a.json",
         ("a.json", "c.json"): "the run was incomplete",
         ("a.json", "d.json"): "has fingerprint=",
         ("a.json", "bad.json"): "not a valid pytest-llmeval report",
+        ("whole.json", "whole.json"): "is also in whole.json; shards must not overlap",
         ("a.json", "missing.json"): "report not found",
     }
     for files, message in cases.items():

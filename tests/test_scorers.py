@@ -30,6 +30,9 @@ BUILTINS = {
     "regex": True,
     "rouge_l": False,
     "token_f1": False,
+    "judge:correctness": False,
+    "judge:faithfulness": False,
+    "judge:relevance": False,
 }
 
 SCHEMA = {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "integer"}}}

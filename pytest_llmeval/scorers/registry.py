@@ -2,7 +2,9 @@
 
 A scorer is a function ``fn(output, case, **options)`` returning a score in [0, 1], or a
 :class:`Score` (value and a short reason, e.g. an LLM judge's); it may be ``async``.
-``binary=True`` declares it only ever returns 0 or 1 (the gate then uses an exact test).
+``binary=True`` declares it only ever returns 0 or 1 (checked on every score). The gate
+picks its test from the values: exact McNemar when every per-case value is 0 or 1, so
+binary scores averaged over repeats are tested as continuous ones.
 User scorers come from the :func:`scorer` decorator (in conftest.py or a test module) and
 from the ``pytest_llmeval_register_scorers(registry)`` hook. In the marker a scorer is given as ``"name"`` or ``("name", {option: value})``; the
 option ``name`` renames the metric, so one scorer can be used twice.
@@ -74,6 +76,8 @@ class BoundScorer:
             value = float(value)
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0 or math.isnan(value):
             raise ScorerError(f"scorer {self.metric!r} returned {value!r}; a score must be a number in [0, 1]")
+        if self.scorer.binary and value not in (0.0, 1.0):
+            raise ScorerError(f"scorer {self.metric!r} is declared binary but returned {value!r}")
         return Score(float(value), reason)
 
 
@@ -129,6 +133,10 @@ class ScorerRegistry:
         return sorted(set(self._scorers) | set(_USER_SCORERS))
 
     def get(self, name: str) -> Scorer:
+        if name.startswith("ragas:") and name not in self._scorers and name not in _USER_SCORERS:
+            from .ragas_metrics import make_scorer  # ragas is imported only for these names
+
+            return make_scorer(name)
         try:
             return self._scorers.get(name) or _USER_SCORERS[name]
         except KeyError:
