@@ -104,6 +104,12 @@ def _probability(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
 def _cache_mode(text: str) -> str:
     if text not in CACHE_MODES:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(CACHE_MODES)}, got {text!r}")
@@ -202,44 +208,22 @@ def resolve(config: Any) -> Settings:
 
     alpha = option.llm_eval_alpha
     if alpha is None:
-        try:
-            alpha = _probability(config.getini("llm_eval_alpha"))
-        except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"ini llm_eval_alpha: {exc}") from None
-
+        alpha = _ini(config, "llm_eval_alpha", _probability)
     repeats = option.llm_eval_repeats
-    ini_repeats = str(config.getini("llm_eval_repeats")).strip()
-    default_repeats = 1
-    if ini_repeats:
-        try:
-            default_repeats = _positive_int(ini_repeats)
-        except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"ini llm_eval_repeats: {exc}") from None
-
+    default_repeats = _ini(config, "llm_eval_repeats", _positive_int, default=1)
     concurrency = option.llm_eval_concurrency
     if concurrency is None:
-        try:
-            concurrency = _positive_int(str(config.getini("llm_eval_concurrency")).strip())
-        except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"ini llm_eval_concurrency: {exc}") from None
+        concurrency = _ini(config, "llm_eval_concurrency", _positive_int)
     cache_mode = option.llm_eval_cache
     if cache_mode is None:
-        try:
-            cache_mode = _cache_mode(str(config.getini("llm_eval_cache")).strip())
-        except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"ini llm_eval_cache: {exc}") from None
+        cache_mode = _ini(config, "llm_eval_cache", _cache_mode)
 
     from .budgets import DEFAULT_BUDGETS, parse_budgets
 
     budgets = {**DEFAULT_BUDGETS, **parse_budgets(_key_values(config.getini("llm_eval_budgets"), "ini llm_eval_budgets"), "ini llm_eval_budgets")}
     price_file = str(config.getini("llm_eval_price_file")).strip()
     root = Path(config.rootpath)
-    try:
-        output_chars = int(str(config.getini("llm_eval_report_output_chars")).strip())
-        if output_chars < 0:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"ini llm_eval_report_output_chars: expected a non-negative integer, got {config.getini('llm_eval_report_output_chars')!r}") from None
+    output_chars = _ini(config, "llm_eval_report_output_chars", _non_negative_int)
     if option.llm_eval_shard is not None and option.llm_eval_update:
         raise ConfigError("--llm-eval-update cannot be combined with --llm-eval-shard: bless a baseline from a full run")
 
@@ -279,6 +263,17 @@ def _output_path(cli: str | None, ini: str, root: Path) -> Path | None:
         return Path(cli).absolute()
     ini = str(ini).strip()
     return root / ini if ini else None
+
+
+def _ini(config: Any, key: str, parse: Any, default: Any = None) -> Any:
+    """An ini value through the same parser as its command-line option (blank: default)."""
+    text = str(config.getini(key)).strip()
+    if not text and default is not None:
+        return default
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"ini {key}: {exc}") from None
 
 
 def _key_values(lines: Any, source: str) -> dict[str, str]:
