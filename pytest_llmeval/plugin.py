@@ -8,6 +8,7 @@ here delegate to it.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
@@ -61,6 +62,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None:
         config.pluginmanager.unregister(session)
         del config.stash[SESSION_KEY]
+    registry = sys.modules.get("pytest_llmeval.scorers.registry")
+    if registry is not None:  # @scorer registrations belong to this run's conftests and modules
+        registry.clear_user_scorers()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

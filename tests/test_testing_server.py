@@ -223,7 +223,8 @@ def test_64_concurrent_requests_are_not_serialised():
     with LoopbackLLMServer(latency=0.2) as server:
         statuses, elapsed = asyncio.run(run(server.base_url))
         assert statuses == [200] * 64
-        assert elapsed < 2.0, f"64 requests at 0.2 s took {elapsed:.2f} s: serialised?"
+        # Serialised would take 12.8 s; the bound is loose for loaded 2-core CI machines.
+        assert elapsed < 6.4, f"64 requests at 0.2 s took {elapsed:.2f} s: serialised?"
         assert server.requests == 64
         assert server.max_in_flight >= 60
         assert server.in_flight == 0

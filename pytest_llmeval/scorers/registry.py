@@ -103,6 +103,11 @@ def scorer(name: str | None = None, *, binary: bool = False) -> Callable[[Scorer
     return decorate
 
 
+def clear_user_scorers() -> None:
+    """Forget @scorer registrations (the plugin calls this when a run ends)."""
+    _USER_SCORERS.clear()
+
+
 def _qualname(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
