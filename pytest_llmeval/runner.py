@@ -26,9 +26,10 @@ from typing import Any, Callable, Sequence
 from .models import Case
 from .prompts import recording_prompts
 from .providers import accounting, runtime
+from .providers.config import ProviderConfig
 from .recorder import EvalRecorder
 
-__all__ = ["SuiteRunner"]
+__all__ = ["SuiteRunner", "case_context"]
 
 Key = tuple[str, int]
 
@@ -37,8 +38,11 @@ def _is_async(target: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(getattr(target, "__call__", None))
 
 
-def _case_context(recorder: EvalRecorder) -> ExitStack:
+def case_context(recorder: EvalRecorder, suite_config: ProviderConfig | None) -> ExitStack:
+    """What calls made for this case must see: its ledger, repeat, prompt record and the
+    suite's provider settings (used by the runner and by the test body alike)."""
     stack = ExitStack()
+    stack.enter_context(runtime.use_suite_config(suite_config))
     stack.enter_context(accounting.use_ledger(recorder.ledger))
     stack.enter_context(runtime.use_repeat(recorder.case.repeat))
     stack.enter_context(recording_prompts(recorder.prompts))
@@ -49,8 +53,9 @@ class SuiteRunner:
     """Runs ``target`` for ``cases`` (in item order) ahead of the items asking for them."""
 
     def __init__(self, target: Callable[..., Any], make_recorder: Callable[[Case], EvalRecorder],
-                 concurrency: int, cases: Sequence[Case]) -> None:
+                 concurrency: int, cases: Sequence[Case], suite_config: ProviderConfig | None = None) -> None:
         self._target = target
+        self._suite_config = suite_config
         self._make_recorder = make_recorder
         self._cases = list(cases)
         self._position = {(case.id, case.repeat): i for i, case in enumerate(self._cases)}
@@ -95,7 +100,7 @@ class SuiteRunner:
 
     def _run_sync(self, case: Case) -> EvalRecorder:
         recorder = self._make_recorder(case)
-        with _case_context(recorder):
+        with case_context(recorder, self._suite_config):
             started = time.perf_counter()
             try:
                 output = self._target(**case.inputs)
@@ -111,7 +116,7 @@ class SuiteRunner:
     async def _run_async(self, case: Case) -> EvalRecorder:
         recorder = self._make_recorder(case)
         loop = asyncio.get_running_loop()
-        with _case_context(recorder):
+        with case_context(recorder, self._suite_config):
             async with self._semaphore:
                 started = time.perf_counter()
                 try:

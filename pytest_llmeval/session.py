@@ -23,12 +23,12 @@ from .gate import GatePolicy
 from .markdown import render_markdown
 from .models import Case, CaseResult, SuiteSpec
 from .options import Settings
-from .providers import accounting, runtime
-from .prompts import PromptLog, PromptRegistry, recording_prompts, set_default_registry
+from .providers import runtime
+from .prompts import PromptLog, PromptRegistry, set_default_registry
 from .recorder import AppError, EvalRecorder
 from .report import build_report, placeholder_report, run_block, write_json
 from .run import EvalRun, RunOutcome, SuiteOutcome
-from .runner import SuiteRunner
+from .runner import SuiteRunner, case_context
 from .scorers import default_registry
 from .suite import SuitePlan, plan_suite
 from .terminal import summary_lines
@@ -175,9 +175,14 @@ class EvalSession:
                     if isinstance(case, Case):
                         self._selected.setdefault(suite_id_of(selected), []).append(case)
             runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds),
-                                 self.settings.concurrency, self._selected.get(suite_id, []))
+                                 self.settings.concurrency, self._selected.get(suite_id, []), self._suite_config(suite_id))
             self.runners[suite_id] = runner
         return runner
+
+    def _suite_config(self, suite_id: str) -> Any:
+        """The suite's marker provider={...} over the run's provider settings (None: none)."""
+        overrides = self.plans[suite_id].provider
+        return runtime.current_config().with_overrides(overrides) if overrides else None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -185,8 +190,7 @@ class EvalSession:
         if recorder is None:
             return (yield)
         # Calls the body makes through our clients count against this case.
-        with accounting.use_ledger(recorder.ledger), runtime.use_repeat(recorder.case.repeat), \
-                recording_prompts(recorder.prompts):
+        with case_context(recorder, self._suite_config(suite_id_of(item))):
             result = yield
         problems = recorder.case_failures()
         if problems:

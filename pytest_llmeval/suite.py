@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -18,12 +18,13 @@ from .budgets import parse_budgets
 from .datasets import load_dataset
 from .errors import ConfigError, ScorerError
 from .models import Case, SuiteSpec
+from .providers.config import ProviderConfig
 from .scorers import BoundScorer, ScorerRegistry
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
 
 ALL_METRICS = "*"  # key of a suite-wide max_drop= given as one number
-MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop", "budgets")
+MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop", "budgets", "provider")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SuitePlan:
     scorers: tuple[BoundScorer, ...]
     target: Callable[..., Any] | None
     case_thresholds: Mapping[str, float]
+    provider: Mapping[str, Any] = field(default_factory=dict)  # ProviderConfig overrides for this suite
 
     def items(self) -> list[tuple[str, Case]]:
         """(item id, case) per case and repeat, case-major, in dataset order."""
@@ -97,6 +99,14 @@ def plan_suite(
         raise ConfigError(f"{where}: budgets= must be a mapping of budget name to number, got {marker_budgets!r}")
     budgets = {**(ini_budgets or {}), **parse_budgets(marker_budgets, where)}
 
+    provider = kwargs.get("provider", {})
+    if not isinstance(provider, Mapping):
+        raise ConfigError(f"{where}: provider= must be a mapping of provider settings, got {provider!r}")
+    try:
+        ProviderConfig().with_overrides(provider)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{where}: provider=: {exc}") from None
+
     repeats = repeats_override if repeats_override is not None else kwargs.get("repeats", default_repeats)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
@@ -115,7 +125,7 @@ def plan_suite(
         budgets=budgets,
         metrics=tuple(s.metric for s in scorers),
     )
-    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds)
+    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider))
 
 
 def _unit_mapping(where: str, name: str, value: Any) -> dict[str, float]:

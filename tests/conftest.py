@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import json
 
+import importlib
+import pkgutil
+
 import pytest
-import scipy.stats  # noqa: F401  -- imported once here: in-process pytester runs drop modules
-# first imported inside them, and numpy cannot be imported twice in one process.
+import scipy.stats  # noqa: F401
+
+import pytest_llmeval
+
+# In-process pytester runs restore sys.modules afterwards, dropping modules first imported
+# inside them. numpy cannot be imported twice in one process, and a plugin module
+# imported afresh in a later run would hold new context variables while older modules
+# still reference the first copy. Importing everything once here keeps one copy of each.
+for _module in pkgutil.walk_packages(pytest_llmeval.__path__, "pytest_llmeval."):
+    if not _module.name.endswith("ragas_metrics"):  # ragas is heavy and optional
+        importlib.import_module(_module.name)
 
 pytest_plugins = ["pytester"]
 

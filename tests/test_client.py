@@ -874,7 +874,7 @@ def test_64_concurrent_sync_calls_share_one_client(server):
     # Serialised would be 12.8 s; the bound leaves room for a loaded 2-core CI machine.
     # max_in_flight below is the sharper evidence.
     assert elapsed < 64 * 0.2 / 2
-    assert server.max_in_flight >= 32  # serial would be 1; a loaded machine may not reach 64
+    assert server.max_in_flight >= 16  # serial would be 1; a loaded 2-core machine may not reach 64
     assert len(ledger) == 64  # every thread's call reached the case's ledger (copied context)
 
 
@@ -891,7 +891,7 @@ def test_64_concurrent_async_calls(server):
     assert len(results) == 64 and all(r.text == "four it is" for r in results)
     assert server.requests == 64
     assert elapsed < 64 * 0.2 / 2  # serialised: 12.8 s (loose bound: loaded CI machines)
-    assert server.max_in_flight >= 32  # serial would be 1; a loaded machine may not reach 64
+    assert server.max_in_flight >= 16  # serial would be 1; a loaded 2-core machine may not reach 64
 
 
 # -- run-wide defaults --------------------------------------------------------------------------

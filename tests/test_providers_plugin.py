@@ -3,6 +3,8 @@ record/replay, usage accounting, the token budget against the baseline, and secr
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import junit_cases
@@ -149,3 +151,45 @@ def test_a_planted_api_key_appears_in_no_artifact(pytester, project, server, mon
     assert any(".llm-eval/cache" in str(p) for p in files) and any(p.name == "junit.xml" for p in files)
     for path in files:
         assert key not in path.read_text(errors="replace"), path
+
+
+def test_marker_provider_settings_apply_to_bare_clients_in_the_suite(pytester, write_jsonl, server, monkeypatch):
+    """A bare ChatClient() follows the suite: the marker's provider={...} over the ini."""
+    write_jsonl("data.jsonl", [{"id": "c0", "inputs": {"question": "q"}, "expected": "yes"}])
+    monkeypatch.delenv("LOOPBACK_BASE_URL")
+    monkeypatch.setenv("LLM_EVAL_BASE_URL", server.base_url)
+    pytester.makeini("[pytest]\nllm_eval_model = gpt-4o-mini\n")
+    pytester.makepyfile(test_eval="""
+        import pytest
+        from pytest_llmeval.providers import ChatClient
+
+        client = ChatClient()  # created at import: still follows each suite
+
+        def app(question):
+            return client.complete(question)
+
+        @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"])
+        def test_default(llm_case, llm_eval):
+            pass
+
+        @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"], provider={"model": "claude-haiku-3.5"})
+        def test_other_model(llm_case, llm_eval):
+            pass
+
+        @pytest.mark.llm_eval(dataset="data.jsonl", scorers=["contains"], provider={"model": "gpt-4o"})
+        def test_body(llm_case, llm_eval):
+            llm_eval.score(client.complete("q"))
+    """)
+    result = pytester.runpytest("--llm-eval", "--llm-eval-report=r.json", "-p", "no:randomly")
+    assert result.ret == 0
+    assert [body["model"] for body in server.received] == ["gpt-4o-mini", "claude-haiku-3.5", "gpt-4o"]
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert {s["suite_id"].split("::")[1]: s["models"] for s in report["suites"]} == {
+        "test_default": ["openai:gpt-4o-mini"], "test_other_model": ["openai:claude-haiku-3.5"], "test_body": ["openai:gpt-4o"]}
+
+
+def test_unknown_marker_provider_setting_is_a_collection_error(pytester, write_jsonl, server):
+    write_jsonl("data.jsonl", [{"id": "c0", "inputs": {"question": "q"}, "expected": "yes"}])
+    pytester.makepyfile(test_eval=APP.format(extra=', provider={"modle": "x"}'))
+    result = pytester.runpytest("--llm-eval")
+    result.stdout.fnmatch_lines(["*provider=: unknown provider settings [[]'modle'[]]*"])

@@ -89,11 +89,25 @@ class _Call:
 
 class _Core:
     def __init__(self, config: ProviderConfig | None, cache: ResponseCache | None, prices: PriceTable | None, overrides: Mapping[str, Any]) -> None:
-        base = config or runtime.defaults().config or ProviderConfig()
-        self.config = base.with_overrides(overrides) if overrides else base
+        # A bare ChatClient() follows the run: the suite's marker provider={...}, else the
+        # run's defaults, looked up at call time. A config or overrides fix it at creation.
+        self._fixed: ProviderConfig | None = None
+        if config is not None or overrides:
+            base = config or runtime.current_config()
+            self._fixed = base.with_overrides(overrides) if overrides else base
         self._cache = cache
         self._prices = prices
-        self._limiter = shared_limiter(self.config.base_url, self.config.rate_limit)
+
+    @property
+    def config(self) -> ProviderConfig:
+        return self._fixed or runtime.current_config()
+
+    @property
+    def _limiter(self) -> Any:
+        return shared_limiter(self.config.base_url, self.config.rate_limit)
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
 
     @property
     def cache(self) -> ResponseCache | None:
@@ -250,8 +264,7 @@ class ChatClient(_Core):
     def __init__(self, config: ProviderConfig | None = None, *, transport: httpx.BaseTransport | None = None,
                  cache: ResponseCache | None = None, prices: PriceTable | None = None, **overrides: Any) -> None:
         super().__init__(config, cache, prices, overrides)
-        timeout = httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
-        self._http = httpx.Client(transport=transport, timeout=timeout, limits=_POOL, verify=_ssl_context())
+        self._http = httpx.Client(transport=transport, limits=_POOL, verify=_ssl_context())
 
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
              cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
@@ -264,10 +277,11 @@ class ChatClient(_Core):
         retry_kinds: list[str] = []
         started = time.perf_counter()
         while True:
-            if self._limiter is not None:
-                self._limiter.wait()
+            limiter = self._limiter
+            if limiter is not None:
+                limiter.wait()
             try:
-                response = self._http.post(call.url, params=call.params, headers=self._headers(), json=call.body)
+                response = self._http.post(call.url, params=call.params, headers=self._headers(), json=call.body, timeout=self._timeout())
             except httpx.TransportError as exc:
                 error = self._transport_error(call, exc)
             else:
@@ -304,8 +318,7 @@ class AsyncChatClient(_Core):
     def __init__(self, config: ProviderConfig | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
                  cache: ResponseCache | None = None, prices: PriceTable | None = None, **overrides: Any) -> None:
         super().__init__(config, cache, prices, overrides)
-        timeout = httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
-        self._http = httpx.AsyncClient(transport=transport, timeout=timeout, limits=_ASYNC_POOL, verify=_ssl_context())
+        self._http = httpx.AsyncClient(transport=transport, limits=_ASYNC_POOL, verify=_ssl_context())
 
     async def chat(self, messages: Sequence[Message], *, model: str | None = None,
                    cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
@@ -316,10 +329,11 @@ class AsyncChatClient(_Core):
         retry_kinds: list[str] = []
         started = time.perf_counter()
         while True:
-            if self._limiter is not None:
-                await self._limiter.wait_async()
+            limiter = self._limiter
+            if limiter is not None:
+                await limiter.wait_async()
             try:
-                response = await self._http.post(call.url, params=call.params, headers=self._headers(), json=call.body)
+                response = await self._http.post(call.url, params=call.params, headers=self._headers(), json=call.body, timeout=self._timeout())
             except httpx.TransportError as exc:
                 error = self._transport_error(call, exc)
             else:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .cache import ResponseCache
     from .pricing import PriceTable
 
-__all__ = ["Defaults", "current_repeat", "defaults", "set_defaults", "use_repeat"]
+__all__ = ["Defaults", "current_config", "current_repeat", "defaults", "set_defaults", "use_repeat", "use_suite_config"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,22 @@ class Defaults:
 
 _DEFAULTS = Defaults()
 _REPEAT: contextvars.ContextVar[int] = contextvars.ContextVar("llm_eval_repeat", default=0)
+_SUITE_CONFIG: contextvars.ContextVar[ProviderConfig | None] = contextvars.ContextVar("llm_eval_suite_config", default=None)
+
+
+def current_config() -> ProviderConfig:
+    """The config a bare client uses now: the running suite's, the run's, or the default."""
+    return _SUITE_CONFIG.get() or _DEFAULTS.config or ProviderConfig()
+
+
+@contextmanager
+def use_suite_config(config: ProviderConfig | None) -> Iterator[None]:
+    """Run the block with a suite's marker ``provider={...}`` settings (None: the run's)."""
+    token = _SUITE_CONFIG.set(config)
+    try:
+        yield
+    finally:
+        _SUITE_CONFIG.reset(token)
 
 
 def defaults() -> Defaults:
