@@ -19,6 +19,10 @@ import pytest_llmeval
 for _module in pkgutil.walk_packages(pytest_llmeval.__path__, "pytest_llmeval."):
     if not _module.name.endswith("ragas_metrics"):  # ragas is heavy and optional
         importlib.import_module(_module.name)
+try:  # hypothesis' pytest plugin imports this in every in-process run's summary
+    importlib.import_module("hypothesis.internal.observability")
+except ImportError:
+    pass
 
 pytest_plugins = ["pytester"]
 
