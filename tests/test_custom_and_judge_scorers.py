@@ -4,10 +4,18 @@ against the loopback server, serially and under xdist."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from conftest import junit_cases
+
+os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+try:  # imported before any in-process run: pytester would drop a copy imported inside one,
+    import ragas  # and ragas (pyarrow) cannot be imported twice in a process
+    import ragas.metrics.collections  # noqa: F401
+except ImportError:
+    ragas = None
 from pytest_llmeval.scorers.judge import parse_judgment
 from pytest_llmeval.testing import LoopbackLLMServer
 
@@ -135,3 +143,18 @@ def test_parse_judgment_is_robust(text, score, reason):
 def test_parse_judgment_refuses_what_is_not_a_judgment(text):
     with pytest.raises(ValueError):
         parse_judgment(text)
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_conftest_hook_ragas_and_judge_scorers_in_one_suite(pytester, project, xdist):
+    """The four ways to get a scorer, side by side in one suite."""
+    if ragas is None:
+        pytest.skip("the [ragas] extra is not installed")
+    pytester.makepyfile(test_eval=TEST.replace('"short", "judge:correctness"', '"short", "ragas:RougeScore", "judge:correctness"'))
+    result = pytester.runpytest("--llm-eval", "--junitxml=junit.xml", "-p", "no:langsmith_plugin", *xdist)
+    assert result.ret == 0
+    result.assert_outcomes(passed=3 + 5)
+    props = junit_cases(pytester.path / "junit.xml")["test_capitals[es]"]["properties"]
+    assert props["llm_eval.shouts"] == "0.0" and props["llm_eval.short"] == "1.0"
+    assert 0.0 < float(props["llm_eval.ragas:RougeScore"]) < 1.0  # "Madrid is the capital" vs "Madrid"
+    assert props["llm_eval.judge:correctness"] == "1.0"
