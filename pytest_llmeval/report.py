@@ -22,7 +22,7 @@ from .gate import MetricVerdict
 from .models import CaseResult, SuiteSpec
 from .run import RunOutcome, SuiteOutcome, prompt_versions
 
-__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "load_report", "placeholder_report", "run_block",
+__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "placeholder_report", "run_block",
            "schema", "validate", "write_json"]
 
 SCHEMA_VERSION = 1
@@ -139,7 +139,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
         "metrics": [_metric_entry(v) for v in suite.verdicts],
         "usage": suite.usage.to_dict() if suite.usage is not None else None,
         "usage_gates": [{"name": u.name, "verdict": "pass" if u.passed else "fail", "message": u.message,
-                         "properties": _json_safe(dict(u.properties))} for u in suite.usage_verdicts],
+                         "properties": json_safe(dict(u.properties))} for u in suite.usage_verdicts],
         "notes": suite.notes(),
         "cases": [_case_entry(r, paired.get(r.case_id)) for r in suite.results],
     }
@@ -148,7 +148,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
 def _metric_entry(v: MetricVerdict) -> dict[str, Any]:
     e, c = v.estimate, v.comparison
     compared = c is not None and c.n > 0
-    return _json_safe({
+    return json_safe({
         "name": v.metric,
         "n": e.n,
         "mean": e.mean,
@@ -175,19 +175,19 @@ def _metric_entry(v: MetricVerdict) -> dict[str, Any]:
 
 
 def _case_entry(result: CaseResult, baseline_means: Mapping[str, float] | None) -> dict[str, Any]:
-    entry = _json_safe(result.case_dict())
+    entry = json_safe(result.case_dict())
     entry["baseline_scores"] = dict(baseline_means) if baseline_means is not None else None
     return entry
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities become None: JSON has no such numbers."""
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

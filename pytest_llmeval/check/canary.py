@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from ..errors import LLMEvalError
+from ..report import json_safe
 from .config import LoadedConfig
 from .crosscheck import suite_failures
 from .rules import number
@@ -143,17 +144,7 @@ class CanaryDecision:
         data = asdict(self)
         data["exit_code"] = self.exit_code
         data["mode"] = "canary"
-        return _json_safe(data)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+        return json_safe(data)
 
 
 def cases_needed(sd_diff: float, allowed_drop: float, *, alpha: float, power: float, binary: bool) -> int:
