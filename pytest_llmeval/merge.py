@@ -8,7 +8,6 @@ numbers are those the unsplit run would have given. No pytest here.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .baseline import BaselineStore

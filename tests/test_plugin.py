@@ -3,7 +3,6 @@ threshold gate in junit, the terminal table, exit codes, and xdist parity."""
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
