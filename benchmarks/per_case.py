@@ -52,6 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _importtime import outermost_nodes, parse_importtime  # benchmarks/ is on sys.path as the script's folder
+
 TARGET_RATIO = 1.5
 HEAVY = {"scipy+numpy": ("scipy", "numpy"), "httpx": ("httpx", "httpcore"), "yaml": ("yaml",)}
 COMMON_ARGS = ["-q", "--llm-eval", "-p", "no:cacheprovider"]
@@ -167,42 +169,12 @@ def import_split_ms(args: list[str], cwd: Path, env: dict[str, str]) -> dict[str
     split = {group: sum(outermost(roots, packages)) / 1000.0 for group, packages in HEAVY.items()}
     every_heavy = tuple(p for packages in HEAVY.values() for p in packages)
     split["pytest_llmeval"] = sum(own - sum(outermost(children, every_heavy))
-                                  for own, children in outermost_nodes(roots, ("pytest_llmeval",))) / 1000.0
+                                  for _, own, children in outermost_nodes(roots, ("pytest_llmeval",))) / 1000.0
     return split
 
 
-def parse_importtime(log: str) -> list:
-    """``-X importtime`` output as a forest of (name, cumulative us, children).
-
-    Modules are printed after the modules they import (post-order), indented two spaces
-    per nesting level."""
-    stack: list[tuple[int, str, int, list]] = []
-    for line in log.splitlines():
-        parts = line.split("|")
-        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
-            continue  # other output, or the header line
-        raw_name = parts[2][1:]
-        depth = (len(raw_name) - len(raw_name.lstrip(" "))) // 2
-        children = []
-        while stack and stack[-1][0] > depth:
-            children.append(stack.pop()[1:])
-        stack.append((depth, raw_name.strip(), int(parts[1]), children))
-    return [node[1:] for node in stack]
-
-
-def outermost_nodes(nodes: list, packages: tuple[str, ...]) -> list[tuple[int, list]]:
-    """(cumulative us, children) of modules of ``packages`` not imported by one of them."""
-    found = []
-    for name, cumulative, children in nodes:
-        if name.partition(".")[0] in packages:
-            found.append((cumulative, children))
-        else:
-            found += outermost_nodes(children, packages)
-    return found
-
-
 def outermost(nodes: list, packages: tuple[str, ...]) -> list[int]:
-    return [cumulative for cumulative, _ in outermost_nodes(nodes, packages)]
+    return [cumulative for _, cumulative, _ in outermost_nodes(nodes, packages)]
 
 
 def main() -> int:

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _importtime import outermost_nodes, parse_importtime  # benchmarks/ is on sys.path as the script's folder
+
 HEAVY = ("scipy", "numpy", "httpx", "yaml")
 TARGET_RATIO = 1.05
 
@@ -126,34 +128,9 @@ def plugin_imports_ms(args: list[str], cwd: Path, env: dict[str, str], runs: int
     return {name: statistics.median(values + [0.0] * (runs - len(values))) for name, values in samples.items()}
 
 
-def parse_importtime(log: str) -> list:
-    """``-X importtime`` output as a forest of (name, cumulative us, children).
-
-    A module is printed after the modules it imported (post-order), its name indented two
-    spaces per nesting level."""
-    stack: list[tuple[int, str, int, list]] = []
-    for line in log.splitlines():
-        parts = line.split("|")
-        if not line.startswith("import time:") or len(parts) != 3 or not parts[1].strip().isdigit():
-            continue  # other output, or the header line
-        raw_name = parts[2][1:]  # drop the separator space
-        depth = (len(raw_name) - len(raw_name.lstrip(" "))) // 2
-        children = []
-        while stack and stack[-1][0] > depth:
-            children.append(stack.pop()[1:])
-        stack.append((depth, raw_name.strip(), int(parts[1]), children))
-    return [node[1:] for node in stack]
-
-
 def outermost(nodes: list, packages: tuple[str, ...]) -> list[tuple[str, int]]:
     """(name, cumulative us) of modules of ``packages`` that no module of ``packages`` imported."""
-    found = []
-    for name, cumulative, children in nodes:
-        if name.partition(".")[0] in packages:
-            found.append((name, cumulative))
-        else:
-            found += outermost(children, packages)
-    return found
+    return [(name, cumulative) for name, cumulative, _ in outermost_nodes(nodes, packages)]
 
 
 def probe(args: list[str], cwd: Path, probe_dir: Path, pycache: Path) -> dict:
