@@ -48,7 +48,7 @@ def test_plugin_is_inert_in_an_unrelated_run(pytester):
         """
         import sys
         def pytest_unconfigure(config):
-            heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"scipy", "numpy", "httpx", "yaml"})
+            heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"scipy", "numpy", "httpx", "yaml", "ragas", "langchain_core"})
             print("HEAVY-MODULES:", heavy)
         """
     )
