@@ -44,11 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from .baseline import BaselineStore
     from .fileio import write_atomic
-    from .markdown import render_markdown
-    from .merge import merge_reports
-    from .report import load_report, write_json
+    from .gate.baseline import BaselineStore
+    from .reporting.markdown import render_markdown
+    from .reporting.merge import merge_reports
+    from .reporting.report import load_report, write_json
 
     try:
         reports = [(str(path), load_report(path)) for path in args.reports]

@@ -2,7 +2,7 @@
 
 Loaded on every pytest run of a user's project, so it imports nothing heavy. Without
 ``--llm-eval`` it only marks eval items skipped; with it, ``pytest_configure`` builds one
-:class:`~pytest_llmeval.session.EvalSession` and registers it as a plugin, and the hooks
+:class:`~pytest_llmeval.glue.session.EvalSession` and registers it as a plugin, and the hooks
 here delegate to it.
 """
 
@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
-from . import options
 from .errors import ConfigError, LLMEvalError
+from .glue import options
 
 if TYPE_CHECKING:
-    from .recorder import EvalRecorder
-    from .session import EvalSession
+    from .core.recorder import EvalRecorder
 
 __all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_prompts", "llm_server"]
 
@@ -47,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if settings.enabled:
-        from .session import EvalSession
+        from .glue.session import EvalSession
 
         try:
             session = EvalSession(config, settings)

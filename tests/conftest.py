@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 import importlib
+import json
 import pkgutil
 
 import pytest
@@ -33,7 +32,7 @@ REPORT_NAME = ".llm-eval-report.json"
 def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester whose in-process runs also write the JSON report and check it against the
     schema: the report of every scenario in this suite must validate."""
-    from pytest_llmeval.report import validate
+    from pytest_llmeval.reporting.report import validate
 
     run = pytester.runpytest
 

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from pytest_llmeval.baseline import FORMAT, Baseline, BaselineCase, BaselineStore
 from pytest_llmeval.errors import BaselineError
+from pytest_llmeval.gate.baseline import FORMAT, Baseline, BaselineCase, BaselineStore
 
 SUITE = "tests/test_support.py::test_support"
 

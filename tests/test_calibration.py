@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pytest_llmeval.stats import compare_paired
+from pytest_llmeval.gate.stats import compare_paired
 
 TRIALS = 2_000
 ALPHA = 0.05

@@ -23,16 +23,15 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_check_config import FULL, FULL_DATA, SEED, _mutate, _paths, _values
 
 from pytest_llmeval.check import check_loaded, parse_config
 from pytest_llmeval.check.canary import CanaryPolicy, cases_needed, decide, render_canary_junit
 from pytest_llmeval.check.cli import main
 from pytest_llmeval.check.findings import render_text
 from pytest_llmeval.prompts import prompt_version
-from pytest_llmeval.report import validate
+from pytest_llmeval.reporting.report import validate
 from pytest_llmeval.testing import LoopbackLLMServer
-
-from test_check_config import FULL, FULL_DATA, SEED, _mutate, _paths, _values
 
 N_CASES = 500
 TEMPLATE = "Answer briefly: {question}"
@@ -463,7 +462,7 @@ def test_canary_40_cases_hold_and_say_how_many_are_needed(project, report, tmp_p
 
 
 def test_cases_needed_matches_the_mde_formula():
-    from pytest_llmeval.stats import minimum_detectable_drop
+    from pytest_llmeval.gate.stats import minimum_detectable_drop
 
     for sd, allowed, binary in [(0.3, 0.05, False), (0.45, 0.02, True), (0.0, 0.05, True), (0.1, 0.2, False)]:
         n = cases_needed(sd, allowed, alpha=0.05, power=0.8, binary=binary)

@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-
 from conftest import junit_cases
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")

@@ -1,4 +1,4 @@
-"""Unit tests for pytest_llmeval.datasets.load_dataset and models.case_content_hash.
+"""Unit tests for pytest_llmeval.core.datasets.load_dataset and models.case_content_hash.
 
 Plain Python, no pytester: every dataset is written byte for byte into tmp_path, so line
 numbers in the assertions can be read off the literals in each test.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval.datasets import Dataset, load_dataset
+from pytest_llmeval.core.datasets import Dataset, load_dataset
 from pytest_llmeval.errors import DatasetError, LLMEvalError
 from pytest_llmeval.models import Case, case_content_hash
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmeval.gate import GatePolicy, judge_suite
+from pytest_llmeval.gate.verdicts import GatePolicy, judge_suite
 
 
 def scores(values: list[float], metric: str = "m") -> dict[str, dict[str, float]]:

@@ -3,9 +3,7 @@ threshold gate in junit, the terminal table, exit codes, and xdist parity."""
 
 from __future__ import annotations
 
-
 import pytest
-
 from conftest import junit_cases
 
 ROWS_200 = [{"id": f"q{i:04d}", "inputs": {"n": i}, "expected": "yes"} for i in range(200)]

@@ -6,8 +6,8 @@ import hashlib
 import json
 
 import pytest
-
 from conftest import junit_cases
+
 from pytest_llmeval.cli import main as llm_eval_main
 from pytest_llmeval.prompts import PromptError, PromptLog, PromptRegistry, prompt_version, recording_prompts
 

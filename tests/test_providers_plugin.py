@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import junit_cases
+
 from pytest_llmeval.testing import Faults, LoopbackLLMServer
 
 APP = """

@@ -20,8 +20,8 @@ import sys
 import textwrap
 
 import pytest
-
 from conftest import junit_cases
+
 from pytest_llmeval.errors import ScorerError
 from pytest_llmeval.models import Case
 from pytest_llmeval.providers import runtime

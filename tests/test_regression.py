@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import junit_cases
 
 # A noisy app: per case, 75% always right, 5% always wrong, 20% a coin flip per run

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmeval.cli import main as llm_eval_main
-from pytest_llmeval.report import ReportError, validate
+from pytest_llmeval.reporting.report import ReportError, validate
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

@@ -1,4 +1,4 @@
-"""Unit tests for pytest_llmeval.stats.
+"""Unit tests for pytest_llmeval.gate.stats.
 
 Expected values are computed independently in the tests (hand formulas,
 math.comb sums, scipy distributions on hand-computed statistics) rather than
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pytest_llmeval import stats
-from pytest_llmeval.stats import (
+from pytest_llmeval.gate import stats
+from pytest_llmeval.gate.stats import (
     DEFAULT_ALPHA,
     DEFAULT_CONFIDENCE,
     DEFAULT_POWER,
@@ -35,7 +35,7 @@ from pytest_llmeval.stats import (
     non_inferiority_lower_bound,
 )
 
-STATS_PATH = Path(__file__).resolve().parents[1] / "pytest_llmeval" / "stats.py"
+STATS_PATH = Path(__file__).resolve().parents[1] / "pytest_llmeval" / "gate" / "stats.py"
 Z95 = 1.6448536269514722  # norm.ppf(0.95)
 Z80 = 0.8416212335729143  # norm.ppf(0.80)
 

@@ -52,11 +52,11 @@ def check_loaded(config: LoadedConfig, report: Mapping[str, Any] | None = None, 
 def check(config_path: str | Path, report_path: str | Path | None = None,
           prompt_log: str | Path | None = None) -> CheckResult:
     """Check a config file (and a report file). Raises ConfigLoadError or
-    :class:`~pytest_llmeval.report.ReportError` for unusable input (exit 2)."""
+    :class:`~pytest_llmeval.reporting.report.ReportError` for unusable input (exit 2)."""
     config = load_config(config_path)
     report = None
     if report_path is not None:
-        from ..report import load_report
+        from ..reporting.report import load_report
 
         report = load_report(Path(report_path))
     return check_loaded(config, report, None if report_path is None else str(report_path),

@@ -3,7 +3,7 @@
 The report holds two suites run on the same cases: the control (what serves traffic now)
 and the candidate (the change being rolled out). Cases are paired by ``case_id``
 (repeats of a case are averaged first: the case is the unit, never case x repeat), and
-each metric is compared with :func:`pytest_llmeval.stats.compare_paired` (exact McNemar
+each metric is compared with :func:`pytest_llmeval.gate.stats.compare_paired` (exact McNemar
 for binary metrics, paired t otherwise), Holm-corrected across metrics.
 
 * **roll back** when the candidate's own gate failed, its error rate or p95 latency is
@@ -16,7 +16,7 @@ for binary metrics, paired t otherwise), Holm-corrected across metrics.
 
 The number of cases needed comes from the MDE formula
 ``n = ((z_(1-alpha) + z_power) * sd_diff / allowed_drop)^2`` through
-:func:`~pytest_llmeval.stats.minimum_detectable_drop`, floored for binary metrics at the
+:func:`~pytest_llmeval.gate.stats.minimum_detectable_drop`, floored for binary metrics at the
 ``k_min / allowed_drop`` cases exact McNemar needs to see ``k_min`` net losses at all.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from ..errors import LLMEvalError
-from ..report import json_safe
+from ..reporting.report import json_safe
 from .config import LoadedConfig
 from .crosscheck import suite_failures
 from .rules import number
@@ -151,7 +151,7 @@ def cases_needed(sd_diff: float, allowed_drop: float, *, alpha: float, power: fl
     """Smallest n whose minimum detectable drop is at most ``allowed_drop``:
     ``((z_(1-alpha) + z_power) * sd_diff / allowed_drop)^2``, at least the exact-McNemar
     floor ``k_min / allowed_drop`` for binary metrics, and at least 2."""
-    from ..stats import minimum_detectable_drop
+    from ..gate.stats import minimum_detectable_drop
 
     if not allowed_drop > 0:
         raise ValueError(f"allowed_drop must be positive, got {allowed_drop!r}")
@@ -205,7 +205,7 @@ def decide(
     stage_minutes: float | None = None,
 ) -> CanaryDecision:
     """Promote, hold or roll back; CanaryError when the question cannot be answered."""
-    from ..stats import compare_paired, holm, is_binary
+    from ..gate.stats import compare_paired, holm, is_binary
 
     if control_id == candidate_id:
         raise CanaryError("--control and --candidate name the same suite")

@@ -98,7 +98,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _canary(args: argparse.Namespace) -> int:
     from ..errors import LLMEvalError
-    from ..report import load_report
+    from ..reporting.report import load_report
     from . import config_only_findings, load_config
     from .canary import CanaryPolicy, decide, render_canary_json, render_canary_junit, render_canary_text
     from .findings import sort_findings

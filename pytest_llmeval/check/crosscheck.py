@@ -1,6 +1,6 @@
 """Cross-checks of a config against a pytest-llmeval JSON report, and of pinned prompts.
 
-The report (already validated by :func:`pytest_llmeval.report.load_report`) says which
+The report (already validated by :func:`pytest_llmeval.reporting.report.load_report`) says which
 models were evaluated on which dataset, with which thresholds, how many cases, whether
 anything regressed, and what each model cost and how slow it was. These checks ask
 whether that evidence covers what the config is about to ship:
@@ -67,7 +67,7 @@ def dataset_matches(configured: str, recorded: str) -> bool:
 
 
 def file_fingerprint(path: Path) -> str:
-    """``sha256:<hex>`` of the file's bytes, as :mod:`pytest_llmeval.datasets` computes it."""
+    """``sha256:<hex>`` of the file's bytes, as :mod:`pytest_llmeval.core.datasets` computes it."""
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from ..errors import ScorerError
 from ..models import Case
 from ._common import check_bool, check_strings, text_of
-from .registry import Scorer
+from .base import Scorer
 
 __all__ = ["BUILTIN_SCORERS", "STOPWORDS", "content_words", "context_overlap", "question_overlap", "s_stem"]
 

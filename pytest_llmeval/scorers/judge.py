@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ScorerError
 from ..models import Case
-from .registry import Score, Scorer
+from .base import Score, Scorer
 
 __all__ = ["BUILTIN_SCORERS", "RUBRICS", "parse_judgment"]
 

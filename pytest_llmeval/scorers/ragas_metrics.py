@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 from ..errors import ScorerError
 from ..models import Case
-from .registry import Score, Scorer
+from .base import Score, Scorer
 
 __all__ = ["PREFIX", "make_scorer", "metric_names"]
 

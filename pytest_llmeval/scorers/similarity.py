@@ -29,7 +29,7 @@ from typing import Any
 from ..errors import ScorerError
 from ..models import Case
 from ._common import check_bool, check_choice, check_number, references, text_of
-from .registry import Scorer
+from .base import Scorer
 
 __all__ = [
     "BUILTIN_SCORERS",

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from ..errors import ScorerError
 from ..models import Case
 from ._common import check_bool, text_of
-from .registry import Scorer
+from .base import Scorer
 
 __all__ = ["BUILTIN_SCORERS", "json_schema", "json_valid", "parse_json"]
 

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import ScorerError
 from ..models import Case
 from ._common import check_bool, check_choice, check_number, check_strings, expected_of, references, text_of
-from .registry import Scorer
+from .base import Scorer
 
 __all__ = [
     "BUILTIN_SCORERS",

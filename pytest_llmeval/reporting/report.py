@@ -1,6 +1,6 @@
 """The JSON report: one document per run, the contract with ``llm-eval-check``.
 
-Built from a :class:`~pytest_llmeval.run.RunOutcome` (or, for an interrupted run, from
+Built from a :class:`~pytest_llmeval.core.run.RunOutcome` (or, for an interrupted run, from
 the case results so far, marked ``complete: false``), validated against the JSON Schema
 shipped in ``schemas/report.schema.json`` and written atomically. A report holds every
 case result, so shard reports can be merged and re-judged as if the run had been one.
@@ -16,11 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import LLMEvalError
-from .fileio import git_info, write_atomic
-from .gate import MetricVerdict
-from .models import CaseResult, SuiteSpec
-from .run import RunOutcome, SuiteOutcome, prompt_versions
+from ..core.run import RunOutcome, SuiteOutcome, prompt_versions
+from ..errors import LLMEvalError
+from ..fileio import git_info, write_atomic
+from ..gate.verdicts import MetricVerdict
+from ..models import CaseResult, SuiteSpec
 
 __all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "placeholder_report", "run_block",
            "schema", "validate", "write_json"]

@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import BaselineError
-from .fileio import git_info, write_atomic
+from ..errors import BaselineError
+from ..fileio import git_info, write_atomic
 
 __all__ = ["FORMAT", "Baseline", "BaselineCase", "BaselineStore", "provenance"]
 

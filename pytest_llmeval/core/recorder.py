@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .errors import ProviderError, ScorerError
-from .models import Case
-from .providers.accounting import Ledger
-from .scorers import BoundScorer
+from ..errors import ProviderError, ScorerError
+from ..models import Case
+from ..providers.accounting import Ledger
+from ..scorers import BoundScorer
 
 __all__ = ["AppError", "EvalRecorder"]
 

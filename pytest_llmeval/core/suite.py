@@ -14,12 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .budgets import parse_budgets
+from ..errors import ConfigError, ScorerError
+from ..gate.budgets import parse_budgets
+from ..models import Case, SuiteSpec
+from ..providers.config import ProviderConfig
+from ..scorers import BoundScorer, ScorerRegistry
 from .datasets import load_dataset
-from .errors import ConfigError, ScorerError
-from .models import Case, SuiteSpec
-from .providers.config import ProviderConfig
-from .scorers import BoundScorer, ScorerRegistry
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
 

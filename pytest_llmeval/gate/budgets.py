@@ -10,14 +10,12 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from typing import TYPE_CHECKING
-
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # parse_budgets runs at every pytest start-up: keep its imports light
-    from .providers.accounting import SuiteUsage
+    from ..providers.accounting import SuiteUsage
 
 __all__ = ["BUDGET_KEYS", "DEFAULT_BUDGETS", "UsageVerdict", "judge_usage", "parse_budgets"]
 
@@ -64,7 +62,7 @@ def judge_usage(
 ) -> list[UsageVerdict]:
     """Judge ``usage`` against ``budgets``. ``paired_tokens`` maps ``input_tokens`` /
     ``output_tokens`` to (baseline mean, current mean) over the cases both sides share."""
-    from .gate import fmt_money
+    from .verdicts import fmt_money
 
     verdicts = []
     limit = budgets.get("max_cost_per_case")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .baseline import BaselineStore
-from .gate import GatePolicy
-from .models import CaseResult, SuiteSpec
-from .options import RESULT_SHAPING_OPTIONS
+from ..core.run import EvalRun
+from ..gate.baseline import BaselineStore
+from ..gate.verdicts import GatePolicy
+from ..models import CaseResult, SuiteSpec
 from .report import ReportError, build_report
-from .run import EvalRun
+
+# The run options that change verdicts: shards that differ in one cannot be merged.
+RESULT_SHAPING_OPTIONS = ("alpha", "max_drop", "max_drop_by_metric", "non_inferiority", "enforce_thresholds", "repeats", "default_repeats")
 
 __all__ = ["merge_reports"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .gate import MetricVerdict, fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
-from .providers.accounting import SuiteUsage
-from .run import RunOutcome, SuiteOutcome
+from ..core.run import RunOutcome, SuiteOutcome
+from ..gate.verdicts import MetricVerdict, fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
+from ..providers.accounting import SuiteUsage
 
 __all__ = ["summary_lines", "usage_line"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import DatasetError
-from .models import Case
+from ..errors import DatasetError
+from ..models import Case
 
 __all__ = ["Dataset", "ROW_FIELDS", "SUFFIXES", "load_dataset"]
 

@@ -23,10 +23,10 @@ import time
 from contextlib import ExitStack
 from typing import Any, Callable, Sequence
 
-from .models import Case
-from .prompts import recording_prompts
-from .providers import accounting, runtime
-from .providers.config import ProviderConfig
+from ..models import Case
+from ..prompts import recording_prompts
+from ..providers import accounting, runtime
+from ..providers.config import ProviderConfig
 from .recorder import EvalRecorder
 
 __all__ = ["SuiteRunner", "case_context"]

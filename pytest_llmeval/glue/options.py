@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
-from .providers.config import ProviderConfig
+from ..errors import ConfigError
+from ..providers.config import ProviderConfig
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -65,7 +65,7 @@ class Settings:
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
-        ones that shape results (see :data:`RESULT_SHAPING_OPTIONS`)."""
+        ones that shape results (see :data:`pytest_llmeval.reporting.merge.RESULT_SHAPING_OPTIONS`)."""
         return {
             "alpha": self.alpha,
             "max_drop": self.max_drop,
@@ -80,8 +80,6 @@ class Settings:
             "output_chars": self.output_chars,
         }
 
-
-RESULT_SHAPING_OPTIONS = ("alpha", "max_drop", "max_drop_by_metric", "non_inferiority", "enforce_thresholds", "repeats", "default_repeats")
 
 
 def _positive_int(text: str) -> int:
@@ -218,7 +216,7 @@ def resolve(config: Any) -> Settings:
     if cache_mode is None:
         cache_mode = _ini(config, "llm_eval_cache", _cache_mode)
 
-    from .budgets import DEFAULT_BUDGETS, parse_budgets
+    from ..gate.budgets import DEFAULT_BUDGETS, parse_budgets
 
     budgets = {**DEFAULT_BUDGETS, **parse_budgets(_key_values(config.getini("llm_eval_budgets"), "ini llm_eval_budgets"), "ini llm_eval_budgets")}
     price_file = str(config.getini("llm_eval_price_file")).strip()

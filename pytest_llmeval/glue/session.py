@@ -1,7 +1,7 @@
 """The eval session: the one object behind every hook of a ``--llm-eval`` run.
 
 Workers and the serial process plan suites, run cases (app calls concurrently, through
-one :class:`~pytest_llmeval.runner.SuiteRunner` per suite) and attach each case's result
+one :class:`~pytest_llmeval.core.runner.SuiteRunner` per suite) and attach each case's result
 to its test report. The controller (or the serial process) aggregates those results from
 ``pytest_runtest_logreport``, so serial and xdist runs take one path, and after a complete
 run it judges the suites and sends one synthetic test report per gate.
@@ -15,23 +15,23 @@ from typing import Any, Iterator
 
 import pytest
 
-from . import __version__
-from .baseline import BaselineStore, provenance
-from .errors import LLMEvalError
-from .fileio import write_atomic
-from .gate import GatePolicy
-from .markdown import render_markdown
-from .models import Case, CaseResult, SuiteSpec
+from .. import __version__
+from ..core.recorder import AppError, EvalRecorder
+from ..core.run import EvalRun, RunOutcome, SuiteOutcome
+from ..core.runner import SuiteRunner, case_context
+from ..core.suite import SuitePlan, plan_suite
+from ..errors import LLMEvalError
+from ..fileio import write_atomic
+from ..gate.baseline import BaselineStore, provenance
+from ..gate.verdicts import GatePolicy
+from ..models import Case, CaseResult, SuiteSpec
+from ..prompts import PromptLog, PromptRegistry, set_default_registry
+from ..providers import runtime
+from ..reporting.markdown import render_markdown
+from ..reporting.report import build_report, placeholder_report, run_block, write_json
+from ..reporting.terminal import summary_lines
+from ..scorers import default_registry
 from .options import Settings
-from .providers import runtime
-from .prompts import PromptLog, PromptRegistry, set_default_registry
-from .recorder import AppError, EvalRecorder
-from .report import build_report, placeholder_report, run_block, write_json
-from .run import EvalRun, RunOutcome, SuiteOutcome
-from .runner import SuiteRunner, case_context
-from .scorers import default_registry
-from .suite import SuitePlan, plan_suite
-from .terminal import summary_lines
 
 __all__ = ["EvalSession"]
 
@@ -78,12 +78,12 @@ class EvalSession:
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
             return None
-        from .providers.cache import ResponseCache
+        from ..providers.cache import ResponseCache
 
         return ResponseCache(self.settings.cache_dir, self.settings.cache_mode)
 
     def _prices(self) -> Any:
-        from .providers.pricing import PriceTable, load_price_file, parse_price_lines
+        from ..providers.pricing import PriceTable, load_price_file, parse_price_lines
 
         overrides = parse_price_lines(self.settings.price_lines, "ini llm_eval_prices")
         if self.settings.price_file is not None:
@@ -142,7 +142,7 @@ class EvalSession:
         """Keep each suite on one worker (its calls are made once, concurrently there)."""
         if config.getvalue("dist") not in ("load", "worksteal"):
             return None
-        from .xdist_scheduling import SuiteScheduling
+        from .scheduling import SuiteScheduling
 
         return SuiteScheduling(config, log)
 
@@ -326,7 +326,7 @@ class EvalSession:
 
 def prompt_log_entries(outcome: RunOutcome, root: Any, registry: PromptRegistry) -> list[dict[str, Any]]:
     """One log line per (suite, prompt version) of a blessed run, with the suite's results."""
-    from .fileio import git_info
+    from ..fileio import git_info
 
     at, commit = PromptLog.now(), git_info(root).get("commit")
     entries = []

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .baseline import Baseline, BaselineCase, BaselineStore
-from .budgets import UsageVerdict, judge_usage
-from .errors import BaselineError
-from .gate import GatePolicy, MetricVerdict, judge_suite
-from .models import CaseResult, SuiteSpec
-from .providers.accounting import SuiteUsage, summarize_suite
+from ..errors import BaselineError
+from ..gate.baseline import Baseline, BaselineCase, BaselineStore
+from ..gate.budgets import UsageVerdict, judge_usage
+from ..gate.verdicts import GatePolicy, MetricVerdict, judge_suite
+from ..models import CaseResult, SuiteSpec
+from ..providers.accounting import SuiteUsage, summarize_suite
 
 __all__ = ["EvalRun", "RunOutcome", "SuiteOutcome", "prompt_versions"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .gate import fmt, fmt_money, fmt_p, fmt_signed
+from ..gate.verdicts import fmt, fmt_money, fmt_p, fmt_signed
 
 __all__ = ["render_markdown"]
 
