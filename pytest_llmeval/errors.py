@@ -99,24 +99,36 @@ class ProviderError(LLMEvalError):
 
 
 class ProviderTimeout(ProviderError):
+    """The request did not complete within the configured timeout (retried)."""
+
     kind = "timeout"
 
 
 class ProviderConnectionError(ProviderError):
+    """No connection to the endpoint: refused, reset or not resolved (retried)."""
+
     kind = "connect"
 
 
 class RateLimitError(ProviderError):
+    """HTTP 429 on the last attempt; ``Retry-After`` was honoured between attempts."""
+
     kind = "rate_limit"
 
 
 class ServerError(ProviderError):
+    """HTTP 5xx on the last attempt."""
+
     kind = "server_error"
 
 
 class ClientRequestError(ProviderError):
+    """HTTP 4xx other than 408/429: the request itself is wrong (not retried)."""
+
     kind = "client_error"
 
 
 class ResponseParseError(ProviderError):
+    """A 2xx response whose body is not the API's JSON shape (not retried)."""
+
     kind = "parse"
