@@ -1,0 +1,576 @@
+"""Every example output in README.md and docs/ comes from a real run.
+
+A fenced block after ``<!-- file: PATH -->`` shows the repository file PATH verbatim. One
+placed right after a marker line ``<!-- example: NAME -->`` shows what
+the recipe ``NAME`` below prints: each recipe builds a small project (or copies the
+example project) in a temporary folder, runs the real command in a subprocess and picks
+the lines the doc shows. ``tests/test_docs_examples.py`` compares every marked block with
+a fresh run (after :func:`normalise` hides timings and temporary paths), so a change
+that alters an example fails until the doc is regenerated:
+
+    python tests/docs_examples.py --write            # rewrite every marked block
+    python tests/docs_examples.py NAME [NAME ...]    # print some recipes' output
+
+Fences without a language tag hold output and must carry a marker; inputs name their
+language (python, bash, yaml, json, toml, ini, text).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+MARKER = re.compile(r"^\s*<!-- (example|file): (\S+) -->$")
+FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
+# Plugins a developer may have installed that would change what pytest prints.
+SHOWN_ROOT = "/tmp/docs"  # what the docs show for the throwaway projects' folder
+QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:langsmith_plugin", "-p", "no:rerunfailures",
+                 "-p", "no:cov")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One marked block: where it is, its recipe and the text it shows."""
+
+    path: Path
+    line: int  # 1-based line of the opening fence
+    name: str  # the recipe (kind "example") or the repository file it shows (kind "file")
+    text: str  # without the fence's indentation
+    indent: str = ""
+    kind: str = "example"
+
+    @property
+    def where(self) -> str:
+        return f"{self.path.relative_to(REPO)}:{self.line}"
+
+
+def find_blocks(path: Path) -> tuple[list[Block], list[int]]:
+    """The marked blocks of a Markdown file, and the lines of unmarked untagged fences."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks, unmarked = [], []
+    i = 0
+    while i < len(lines):
+        fence = FENCE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        indent = fence.group(1)
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip().startswith("```"))
+        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        marker = MARKER.match(previous)
+        if marker:
+            body = [line[len(indent):] if line.startswith(indent) else line for line in lines[i + 1:end]]
+            blocks.append(Block(path, i + 1, marker.group(2), "\n".join(body), indent, marker.group(1)))
+        elif not fence.group(2):
+            unmarked.append(i + 1)
+        i = end + 1
+    return blocks, unmarked
+
+
+def normalise(text: str) -> str:
+    """Hide what changes from run to run: durations, latencies, temporary paths."""
+    text = re.sub(r"in \d+\.\d+s( \(\d+:\d\d:\d\d\))?", "in N.NNs", text)
+    text = re.sub(r"\b\d+(\.\d+)? ms\b", "N ms", text)
+    text = re.sub(r"\((p50) \d+, (p99) \d+\)", r"(\1 N, \2 N)", text)
+    text = re.sub(r'time="[\d.]+"', 'time="N"', text)
+    text = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", "<time>", text)
+    text = re.sub(r"/tmp/[^\s:'\"]+/(?=[\w.-])", "<tmp>/", text)
+    return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+
+
+# --------------------------------------------------------------------------- running
+
+
+class Runs:
+    """Runs commands in throwaway projects; one run's output may feed several recipes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[tuple, str] = {}
+
+    def project(self, name: str, files: dict[str, str]) -> Path:
+        folder = self.root / name
+        if not folder.exists():
+            for rel, text in files.items():
+                target = folder / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return folder
+
+    def example_project(self, name: str = "example", edit: Callable[[Path], None] | None = None) -> Path:
+        folder = self.root / name
+        if not folder.exists():
+            shutil.copytree(REPO / "example_project", folder, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+            if edit:
+                edit(folder)
+        return folder
+
+    def run(self, folder: Path, *args: str, pytest: bool = True) -> str:
+        """stdout+stderr of ``python -m pytest ARGS`` (or of the console script ``args[0]``)."""
+        key = (str(folder), pytest, args)
+        if key not in self._cache:
+            env = {**os.environ, "RAGAS_DO_NOT_TRACK": "true", "COLUMNS": "80", "PYTHONHASHSEED": "0"}
+            env.pop("LLM_EVAL_BASE_URL", None)
+            env.pop("PYTEST_ADDOPTS", None)
+            # The console scripts, as the docs show them (``pytest: error: ...``).
+            command = [str(Path(sys.executable).with_name("pytest")), *QUIET_PLUGINS, *args] if pytest else \
+                [str(Path(sys.executable).with_name(args[0])), *args[1:]]
+            done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+            self._cache[key] = (done.stdout + done.stderr).replace(str(self.root), SHOWN_ROOT)
+        return self._cache[key]
+
+
+def section(out: str, start: str, end: str | None = None, *, last: bool = False) -> str:
+    """Lines from the first match of regex ``start`` to the first match of ``end`` after it
+    (inclusive; to the end when ``end`` is None). ``last``: start at the last match."""
+    lines = out.splitlines()
+    starts = [i for i, line in enumerate(lines) if re.search(start, line)]
+    if not starts:
+        raise LookupError(f"no line matches {start!r} in:\n{out}")
+    first = starts[-1] if last else starts[0]
+    stop = len(lines) - 1
+    if end is not None:
+        stop = next((j for j in range(first, len(lines)) if re.search(end, lines[j])), None)
+        if stop is None:
+            raise LookupError(f"no line matches {end!r} after {start!r} in:\n{out}")
+    return "\n".join(lines[first:stop + 1])
+
+
+def grep(out: str, *patterns: str) -> str:
+    """The lines matching any of the regexes, in output order (each pattern must match)."""
+    lines = out.splitlines()
+    for pattern in patterns:
+        if not any(re.search(pattern, line) for line in lines):
+            raise LookupError(f"no line matches {pattern!r} in:\n{out}")
+    return "\n".join(line for line in lines if any(re.search(p, line) for p in patterns))
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def binary_suite(runs: Runs, name: str, n: int, baseline_pass: int, current_pass: int, *, marker: str = "",
+                 repeats_flip: bool = False) -> Path:
+    """A suite of ``n`` cases q000.. scored by ``contains``; the app answers the first
+    ``baseline_pass`` right when APP=baseline and the first ``current_pass`` otherwise."""
+    rows = "\n".join(json.dumps({"id": f"q{i:03d}", "inputs": {"i": i}, "expected": "yes"}) for i in range(n))
+    return runs.project(name, {
+        "data.jsonl": rows + "\n",
+        "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "test_eval.py": f"""
+            import os
+            import pytest
+
+            def app(i):
+                good = {baseline_pass} if os.environ.get("APP") == "baseline" else {current_pass}
+                return "yes" if i < good else "no"
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"]{marker})
+            def test_support(llm_case, llm_eval):
+                pass
+            """,
+    })
+
+
+def bless(runs: Runs, folder: Path, *args: str) -> None:
+    """Write the folder's baseline from the APP=baseline variant of its app."""
+    env_before = os.environ.get("APP")
+    os.environ["APP"] = "baseline"
+    try:
+        runs.run(folder, "--llm-eval", "--llm-eval-update", "-q", *args)
+    finally:
+        if env_before is None:
+            os.environ.pop("APP", None)
+        else:
+            os.environ["APP"] = env_before
+
+
+# --------------------------------------------------------------------------- recipes
+
+Recipe = Callable[[Runs], str]
+RECIPES: dict[str, Recipe] = {}
+
+
+def recipe(name: str) -> Callable[[Recipe], Recipe]:
+    def register(fn: Recipe) -> Recipe:
+        RECIPES[name] = fn
+        return fn
+
+    return register
+
+
+def _example_run(runs: Runs) -> str:
+    return runs.run(runs.example_project(), "--llm-eval")
+
+
+@recipe("readme-summary")
+def _readme_summary(runs: Runs) -> str:
+    return section(_example_run(runs), r"::test_support_answers  dataset", r"^  non_empty ")
+
+
+@recipe("usage-first-run")
+def _usage_first_run(runs: Runs) -> str:
+    return "$ cd example_project && pytest --llm-eval\n" + section(_example_run(runs), r"^collected ")
+
+
+@recipe("gate-mde-note")
+def _gate_mde_note(runs: Runs) -> str:
+    return grep(_example_run(runs), r"^  note: contains: with n=37")
+
+
+@recipe("usage-skipped-without-flag")
+def _usage_skipped(runs: Runs) -> str:
+    out = runs.run(runs.example_project(), "-rs")
+    return "$ pytest -rs\n" + grep(out, r"^test_support_eval.py s", r"^SKIPPED")
+
+
+@recipe("usage-scorer-errors")
+def _usage_scorer_errors(runs: Runs) -> str:
+    folder = runs.project("scorer-errors", {
+        "data.jsonl": '{"id": "a", "inputs": {"q": "x"}, "expected": "x"}\n',
+        "test_unknown.py": """
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", scorers=["contain"])
+            def test_unknown(llm_case, llm_eval):
+                llm_eval.score("x")
+            """,
+        "test_options.py": """
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", scorers=[("exact_match", {"casesensitive": False})])
+            def test_options(llm_case, llm_eval):
+                llm_eval.score("x")
+            """,
+        "test_twice.py": """
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", scorers=["regex", ("regex", {"pattern": "x"})])
+            def test_twice(llm_case, llm_eval):
+                llm_eval.score("x")
+            """,
+    })
+    out = runs.run(folder, "--llm-eval", "-q")
+    return "\n".join(line.split(": ", 1)[1] if line.startswith("E   ") else line for line in
+                     grep(out, r"unknown scorer 'contain'", r"scorer 'exact_match': bad options",
+                          r"metric 'regex' is produced twice").splitlines()
+                     if not line.startswith("ERROR "))
+
+
+@recipe("usage-dataset-error")
+def _usage_dataset_error(runs: Runs) -> str:
+    folder = runs.project("dataset-error", {
+        "d.jsonl": '{"id": "a", "inputs": {"q": "x"}}\n{"id": "b", "input": {"q": "y"}}\n',
+        "test_d.py": """
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="d.jsonl", scorers=["contains"])
+            def test_d(llm_case, llm_eval):
+                llm_eval.score("x")
+            """,
+    })
+    out = runs.run(folder, "--llm-eval")
+    return grep(out, r"^d\.jsonl:2: ", r"Interrupted: 1 error during collection")
+
+
+@recipe("usage-incomplete")
+def _usage_incomplete(runs: Runs) -> str:
+    folder = runs.project("incomplete", {
+        "d.jsonl": "".join(json.dumps({"id": c, "inputs": {"q": c}, "expected": c}) + "\n" for c in "abc"),
+        "test_x.py": """
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="d.jsonl", scorers=["contains"])
+            def test_x(llm_case, llm_eval):
+                llm_eval.score(llm_case.expected)
+                assert llm_case.id != "a"
+            """,
+    })
+    out = runs.run(folder, "--llm-eval", "-x")
+    return section(out, r"llm-eval: run incomplete", r"no gate was run")
+
+
+@recipe("gate-threshold-fail")
+def _gate_threshold_fail(runs: Runs) -> str:
+    folder = binary_suite(runs, "threshold", 200, 170, 170, marker=', thresholds={"contains": 0.9}')
+    return grep(runs.run(folder, "--llm-eval"), r"^contains 0\.850 < 0\.9")
+
+
+@recipe("gate-threshold-not-enforced")
+def _gate_threshold_ignored(runs: Runs) -> str:
+    folder = binary_suite(runs, "threshold", 200, 170, 170, marker=', thresholds={"contains": 0.9}')
+    return grep(runs.run(folder, "--llm-eval", "--llm-eval-ignore-thresholds", "-rA"), r"contains 0\.850 < 0\.9 .*not enforced")
+
+
+@recipe("gate-regression-300")
+def _gate_regression(runs: Runs) -> str:
+    folder = binary_suite(runs, "regression", 300, 270, 210)
+    bless(runs, folder)
+    return grep(runs.run(folder, "--llm-eval"), r"^contains regressed", r"^contains vs baseline")
+
+
+@recipe("gate-holm")
+def _gate_holm(runs: Runs) -> str:
+    def break_refunds(folder: Path) -> None:
+        model = folder / "fake_model.py"
+        text = model.read_text(encoding="utf-8")
+        model.write_text(text + textwrap.dedent('''
+
+            _original_reply = reply
+
+
+            def reply(request):
+                """The refund answer lost its number of days (a planted regression)."""
+                answer = _original_reply(request)
+                return answer.replace("14 days", "two weeks") if isinstance(answer, str) else answer
+            '''), encoding="utf-8")
+
+    folder = runs.example_project("example-refunds", edit=break_refunds)
+    return grep(runs.run(folder, "--llm-eval"), r"^contains 0\.\d+ < 0\.8", r"^contains regressed", r"^contains vs baseline")
+
+
+@recipe("baseline-unchanged")
+def _baseline_unchanged(runs: Runs) -> str:
+    return grep(runs.run(runs.example_project("example-update"), "--llm-eval-update"), r"^  baseline unchanged: ")
+
+
+def _fresh_300(runs: Runs) -> Path:
+    folder = binary_suite(runs, "bless-300", 300, 270, 270)
+    runs.run(folder, "--llm-eval-update")
+    return folder
+
+
+@recipe("baseline-written")
+def _baseline_written(runs: Runs) -> str:
+    return grep(runs.run(_fresh_300(runs), "--llm-eval-update"), r"^  baseline written: ")
+
+
+@recipe("baseline-written-narrowed")
+def _baseline_written_narrowed(runs: Runs) -> str:
+    folder = binary_suite(runs, "bless-300-narrowed", 300, 270, 0)
+    bless(runs, folder)
+    out = runs.run(folder, "--llm-eval-update", "-k", "q000 or q001")
+    return grep(out, r"baseline written: ").strip()
+
+
+@recipe("baseline-missing")
+def _baseline_missing(runs: Runs) -> str:
+    return grep(runs.run(binary_suite(runs, "no-baseline", 300, 270, 270), "--llm-eval"), r"^  note: no baseline at ")
+
+
+@recipe("baseline-cases-changed")
+def _baseline_cases_changed(runs: Runs) -> str:
+    folder = binary_suite(runs, "cases-changed", 300, 270, 270)
+    runs.run(folder, "--llm-eval-update")
+    data = folder / "data.jsonl"
+    rows = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()][5:]
+    rows[0]["expected"] = "yes, within 14 days"
+    rows.append({"id": "new-1", "inputs": {"i": 0}, "expected": "yes"})
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return grep(runs.run(folder, "--llm-eval"), r"^  note: dataset changed", r"^  note: \d+ case\(s\) (new|in the baseline|changed)")
+
+
+@recipe("baseline-corrupt")
+def _baseline_corrupt(runs: Runs) -> str:
+    folder = binary_suite(runs, "corrupt", 20, 18, 18)
+    runs.run(folder, "--llm-eval-update")
+    stored = folder / ".llm-eval" / "test_eval.py" / "test_support.json"
+    lines = stored.read_text(encoding="utf-8").splitlines()
+    lines[8] = lines[8].replace('"', "", 1)
+    stored.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return section(runs.run(folder, "--llm-eval"), r"_ test_support::llm_eval_gate\[baseline\] _", r"corrupt baseline")
+
+
+@recipe("configuration-ini-errors")
+def _configuration_ini_errors(runs: Runs) -> str:
+    folder = runs.project("ini-errors", {"test_nothing.py": "def test_nothing():\n    pass\n"})
+    calls = [("-o", "llm_eval_max_drop=1.5"), ("-o", "llm_eval_alpha=x"), ("--llm-eval-alpha", "2"),
+             ("--llm-eval-shard", "3/2")]
+    return "\n".join(grep(runs.run(folder, *args), r"^(ERROR: ini |pytest: error: )") for args in calls)
+
+
+@recipe("configuration-price-errors")
+def _configuration_price_errors(runs: Runs) -> str:
+    folder = runs.project("price-errors", {"test_nothing.py": "def test_nothing():\n    pass\n"})
+    calls = [("-o", "llm_eval_prices=gpt-x = 1"), ("-o", "llm_eval_price_file=nope.yaml")]
+    return "\n".join(grep(runs.run(folder, "--llm-eval", *args), r"^ERROR: ") for args in calls)
+
+
+@recipe("configuration-token-budget")
+def _configuration_token_budget(runs: Runs) -> str:
+    def longer_prompt(folder: Path) -> None:
+        prompt = folder / "prompts" / "support_answer.yaml"
+        text = prompt.read_text(encoding="utf-8")
+        added = "  You are a patient, friendly and precise support agent for a software company; be kind and brief.\n"
+        prompt.write_text(text.replace("template: |-\n", "template: |-\n" + added, 1), encoding="utf-8")
+
+    folder = runs.example_project("example-long-prompt", edit=longer_prompt)
+    return section(runs.run(folder, "--llm-eval"), r"_ test_support_answers::llm_eval_gate\[input_tokens_increase\] _",
+                   r"exceeds allowed increase")
+
+
+_EVIL_PROMPTS = {
+    "evil.yaml": "template: 'Hello {inputs.__class__}'\n",
+    "index.yaml": "template: 'Hello {x[0]}'\n",
+    "positional.txt": "Hello {}\n",
+    "nested.yaml": "template: 'Hello {a:{b}}'\n",
+}
+
+
+@recipe("prompts-refused-templates")
+def _prompts_refused(runs: Runs) -> str:
+    lines = []
+    for name, text in _EVIL_PROMPTS.items():
+        folder = runs.project(f"evil-{name}", {f"prompts/{name}": text})
+        out = runs.run(folder, "llm-eval", "prompts", pytest=False)
+        lines.append(grep(out, r"^llm-eval prompts: ").removeprefix("llm-eval prompts: "))
+    return "\n".join(lines)
+
+
+def _greet_project(runs: Runs) -> Path:
+    """A suite whose app renders the prompt ``greet``: blessed with v1, then edited to v2."""
+    folder = runs.project("greet", {
+        "evals/greet.jsonl": '{"id": "ada", "inputs": {"name": "Ada"}, "expected": "Ada"}\n'
+                             '{"id": "bob", "inputs": {"name": "Bob"}, "expected": "Bob"}\n',
+        "prompts/greet.yaml": "label: v1\ntemplate: 'Hello {name}'\n",
+        "prompts/summary.yaml": "template: |\n  Summarize in one line: {text}\n",
+        "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "test_greet.py": """
+            import pytest
+            from pytest_llmeval.prompts import render
+
+            def greet(name):
+                return render("greet", name=name)
+
+            @pytest.mark.llm_eval(dataset="evals/greet.jsonl", target=greet, scorers=["contains"])
+            def test_greet(llm_case, llm_eval):
+                pass
+            """,
+    })
+    if not (folder / ".llm-eval" / "prompt-log.jsonl").exists():
+        runs.run(folder, "--llm-eval-update")
+        (folder / "prompts" / "greet.yaml").write_text("label: v2-formal\ntemplate: 'Good day, {name}.'\n", encoding="utf-8")
+    return folder
+
+
+@recipe("prompts-version-note")
+def _prompts_version_note(runs: Runs) -> str:
+    return section(runs.run(_greet_project(runs), "--llm-eval"), r"^test_greet.py::test_greet  dataset", r"^  note: prompt greet")
+
+
+@recipe("prompts-list")
+def _prompts_list(runs: Runs) -> str:
+    folder = _greet_project(runs)
+    runs.run(folder, "--llm-eval")  # the version-note run comes first: it must see v2 unblessed
+    runs.run(folder, "--llm-eval-update", "-q")  # bless v2 (another command line than the v1 blessing: not cached)
+    return "$ llm-eval prompts\n" + runs.run(folder, "llm-eval", "prompts", pytest=False).strip()
+
+
+def _repeats_project(runs: Runs) -> Path:
+    """40 cases x 3 repeats of ``contains``. A case passes a fixed number of its 3 repeats
+    (order-free, so the per-case means are deterministic): baseline 0.900, current 0.925
+    (10 flaky cases now always pass, 7 stable ones now miss one repeat in 3)."""
+    folder = runs.project("repeats", {
+        "data.jsonl": "".join(json.dumps({"id": f"q{i:02d}", "inputs": {"i": i}, "expected": "yes"}) + "\n" for i in range(40)),
+        "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "test_rep.py": """
+            import collections
+            import os
+            import threading
+            import pytest
+
+            calls = collections.Counter()
+            lock = threading.Lock()
+
+            def passes(i):
+                if os.environ.get("APP") == "baseline":
+                    return 3 if i < 28 else 2
+                return 2 if i < 7 or i >= 38 else 3
+
+            def app(i):
+                with lock:
+                    k = calls[i] % 3
+                    calls[i] += 1
+                return "yes" if k < passes(i) else "no"
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"], repeats=3)
+            def test_rep(llm_case, llm_eval):
+                pass
+            """,
+    })
+    bless(runs, folder)
+    return folder
+
+
+@recipe("gate-non-inferiority")
+def _gate_non_inferiority(runs: Runs) -> str:
+    out = runs.run(_repeats_project(runs), "--llm-eval", "--llm-eval-non-inferiority")
+    return grep(out, r"^contains regressed", r"^contains vs baseline")
+
+
+@recipe("gate-repeats-flaky")
+def _gate_repeats_flaky(runs: Runs) -> str:
+    return section(runs.run(_repeats_project(runs), "--llm-eval"), r"^test_rep.py::test_rep  dataset", r"^  note: \d+ flaky")
+
+
+@recipe("gate-calibration-test")
+def _gate_calibration_test(runs: Runs) -> str:
+    out = runs.run(REPO, "-s", "-q", "tests/test_calibration.py")
+    return grep(out, r"^unchanged app, n=", r"^true 5-point drop")
+
+
+EXAMPLE_NAMES = sorted(RECIPES)
+
+
+def generate(names: list[str]) -> dict[str, str]:
+    with tempfile.TemporaryDirectory(prefix="llm-eval-docs-") as tmp:
+        runs = Runs(Path(tmp))
+        return {name: RECIPES[name](runs) for name in names}
+
+
+def write_blocks(outputs: dict[str, str]) -> list[str]:
+    """Rewrite every marked block whose recipe ran; return the blocks that changed."""
+    changed = []
+    for path in DOCS:
+        blocks, _ = find_blocks(path)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for block in reversed(blocks):
+            if block.kind != "example" or block.name not in outputs or normalise(outputs[block.name]) == normalise(block.text):
+                continue
+            body = [block.indent + line if line else line for line in outputs[block.name].strip("\n").splitlines()]
+            count = len(block.text.splitlines()) if block.text else 0
+            lines[block.line:block.line + count] = body
+            changed.append(block.where)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return changed
+
+
+def main(argv: list[str]) -> int:
+    write = "--write" in argv
+    names = [a for a in argv if not a.startswith("-")] or EXAMPLE_NAMES
+    unknown = sorted(set(names) - set(RECIPES))
+    if unknown:
+        print(f"unknown recipe(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    outputs = generate(names)
+    if write:
+        for where in write_blocks(outputs):
+            print(f"rewrote {where}")
+    else:
+        for name, text in outputs.items():
+            print(f"--- {name}\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
