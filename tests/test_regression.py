@@ -229,3 +229,75 @@ def test_holm_adjusts_across_the_metrics_of_a_suite(pytester, write_jsonl, monke
     # contains and regex move together; json_valid is 0 on both sides (no discordant pair,
     # it cannot reject), so it is left out of the Holm family: two tests, not three.
     assert float(props["llm_eval.p_holm"]) == pytest.approx(min(1.0, 2 * float(props["llm_eval.p_value"])))
+
+
+EVERY_SCORER_APP = """
+import pytest
+from pytest_llmeval.scorers.registry import builtin_scorers
+
+ANSWERS = {
+    0: "The capital of France is Paris, a city of about two million people",
+    1: '{"city": "Madrid", "country": "Spain", "population": 3.3}',
+    2: "Rome 2753 years old, the eternal city on seven hills",
+    3: "Berlin, 3.7 million, capital since reunification in 1990",
+    4: "Lisbon sits on the Tagus; it has roughly 545000 inhabitants",
+    5: "Vienna on the Danube, home of 1.9 million residents",
+    6: "I think the answer is Warsaw with 1.8 million people",
+}
+
+def app(question, n):
+    return ANSWERS[n % 7] + " " + " ".join(["word"] * (n % 5))
+
+SCORERS = ["exact_match", "contains", "not_contains", ("regex", {"pattern": "[0-9]+"}), "numeric", "json_valid",
+           ("json_schema", {"schema": {"type": "object", "required": ["city"]}}), "token_f1", "rouge_l", "bleu",
+           "levenshtein", "context_overlap", "question_overlap", ("judge:correctness", {"samples": 3}),
+           "judge:faithfulness", "judge:relevance"]
+# The test covers every built-in scorer: a new one must be added here.
+assert {s if isinstance(s, str) else s[0] for s in SCORERS} == {s.name for s in builtin_scorers()}
+
+@pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=SCORERS)
+def test_every_scorer(llm_case, llm_eval):
+    pass
+"""
+
+
+def fractional_judge(request: dict) -> str:
+    """A deterministic judge whose scores are floats with no short decimal form (1 + 4 * k / 7)."""
+    import json as _json
+
+    answer = request["messages"][-1]["content"].rsplit("ANSWER:\n", 1)[-1]
+    return _json.dumps({"score": 1 + 4 * (len(answer) % 7) / 7, "reason": "length class"})
+
+
+@pytest.mark.parametrize("dist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_identical_rerun_compares_equal_for_every_builtin_scorer(pytester, write_jsonl, monkeypatch, dist):
+    """Baselines store scores rounded to 6 decimals; the rerun's raw floats go through the
+    same quantisation before the comparison, so nothing can regress, even with max_drop 0."""
+    from pytest_llmeval.testing import LoopbackLLMServer
+
+    server = LoopbackLLMServer(fractional_judge).start()
+    try:
+        monkeypatch.setenv("LLM_EVAL_JUDGE_BASE_URL", server.base_url)
+        pytester.makeini("[pytest]\nllm_eval_judge_model = gpt-4o-mini\nllm_eval_max_drop = 0\n")
+        write_jsonl("data.jsonl", [
+            {"id": f"c{i:02d}", "inputs": {"question": f"what is the capital number {i} and its population", "n": i},
+             "expected": ["Paris 2", "Madrid 3.3", "Rome 2753", "Berlin 3.7", "Lisbon 545000", "Vienna 1.9", "Warsaw 1.8"][i % 7],
+             "context": "Capitals of Europe: Paris, Madrid, Rome, Berlin, Lisbon, Vienna and Warsaw, with populations"}
+            for i in range(40)
+        ])
+        pytester.makepyfile(test_eval=EVERY_SCORER_APP)
+        assert pytester.runpytest("--llm-eval-update", *dist).ret == 0
+        result = pytester.runpytest("--llm-eval", "--llm-eval-report=report.json", *dist)
+    finally:
+        server.stop()
+    assert result.ret == 0, result.stdout.str()
+    report = json.loads((pytester.path / "report.json").read_text())
+    (suite,) = report["suites"]
+    metrics = {m["name"]: m for m in suite["metrics"]}
+    assert len(metrics) == 16
+    for name, m in metrics.items():
+        assert (m["n_paired"], m["change"], m["p_value"], m["regressed"], m["verdict"]) == (40, 0.0, 1.0, False, "pass"), name
+    # The check is not vacuous: raw scores of this run differ from the stored (rounded) ones.
+    stored = json.loads((pytester.path / ".llm-eval/test_eval.py/test_every_scorer.json").read_text())["cases"]
+    raw = {(c["case_id"], k): v for c in suite["cases"] for k, v in c["scores"].items()}
+    assert any(v != stored[case]["scores"][k][0] for (case, k), v in raw.items())

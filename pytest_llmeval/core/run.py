@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..errors import BaselineError
-from ..gate.baseline import Baseline, BaselineCase, BaselineStore
+from ..gate.baseline import Baseline, BaselineCase, BaselineStore, quantise
 from ..gate.budgets import UsageVerdict, judge_usage
 from ..gate.verdicts import GatePolicy, MetricVerdict, judge_suite
 from ..models import CaseResult, SuiteSpec
@@ -157,7 +157,8 @@ def _collate(results: list[CaseResult]) -> SuiteOutcome:
         per_metric: dict[str, list[float]] = {}
         for repeat in sorted(runs):
             for metric, value in runs[repeat].items():
-                per_metric.setdefault(metric, []).append(value)
+                # At the baseline's precision, so both sides of a comparison are quantised alike.
+                per_metric.setdefault(metric, []).append(quantise(value))
         by_metric[case_id] = per_metric
 
     case_means = {

@@ -20,10 +20,20 @@ from typing import Any, Mapping
 from ..errors import BaselineError
 from ..fileio import git_info, write_atomic
 
-__all__ = ["FORMAT", "Baseline", "BaselineCase", "BaselineStore", "provenance"]
+__all__ = ["FORMAT", "Baseline", "BaselineCase", "BaselineStore", "provenance", "quantise"]
 
 FORMAT = "pytest-llmeval-baseline/1"
 _DIGITS = 6
+
+
+def quantise(value: float) -> float:
+    """``value`` at the precision a baseline stores it: rounded to 6 decimals (idempotent).
+
+    The one place that precision is defined: the baseline writer stores scores through it
+    and the run passes its own scores through it before they are compared, so an identical
+    rerun compares equal to its baseline (change 0, p = 1) whatever the scorer's float noise.
+    """
+    return round(float(value), _DIGITS)
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,8 @@ class BaselineCase:
         """Build with values rounded as stored, so a reloaded case compares equal."""
         return cls(
             content_hash,
-            {m: tuple(round(float(v), _DIGITS) for v in values) for m, values in scores.items()},
-            {k: round(float(v), _DIGITS) for k, v in (usage or {}).items()},
+            {m: tuple(map(quantise, values)) for m, values in scores.items()},
+            {k: quantise(v) for k, v in (usage or {}).items()},
         )
 
     def means(self) -> dict[str, float]:
