@@ -437,6 +437,8 @@ def test_canary_a_planted_8_point_drop_on_500_cases_rolls_back(project, report, 
 def test_canary_40_cases_hold_and_say_how_many_are_needed(project, report, tmp_path):
     from scipy import stats
 
+    from pytest_llmeval.gate.stats import minimum_detectable_drop
+
     doc = _pair_only(report, 40)
     code, out = canary_cli(project, tmp_path, doc, "--current-stage", "5", "--format", "json")
     data = json.loads(out)
@@ -444,15 +446,20 @@ def test_canary_40_cases_hold_and_say_how_many_are_needed(project, report, tmp_p
     correctness = next(m for m in data["metrics"] if m["metric"] == "correctness")
     assert correctness["status"] == "underpowered" and correctness["mde"] > 0.05
 
-    # the formula, by hand: n = ((z_(1-a) + z_power) * sd_diff / allowed)^2, floored for exact McNemar
+    # the gate's formula (Connor 1987), by hand: the smallest n whose MDE of the test is
+    # at most the allowed drop, for the discordance a drop does not explain (wins + min)
     pairs = [(c["scores"]["correctness"], d["scores"]["correctness"])
              for c, d in zip(sorted(suite(doc, CLAUDE)["cases"], key=lambda c: c["case_id"]),
                              sorted(suite(doc, GPT4O)["cases"], key=lambda c: c["case_id"]))]
     losses = sum(1 for a, b in pairs if a == 1 and b == 0)
     wins = sum(1 for a, b in pairs if a == 0 and b == 1)
-    sd = math.sqrt(2 * min(losses, wins) / 40)
-    z = stats.norm.ppf(0.95) + stats.norm.ppf(0.80)
-    expected = max(math.ceil((z * sd / 0.05) ** 2), math.ceil(5 / 0.05))  # 0.5**5 <= 0.05: McNemar needs 5 net losses
+    psi0, za, zb = (wins + min(losses, wins)) / 40, stats.norm.ppf(0.95), stats.norm.ppf(0.80)
+
+    def connor_n(d):
+        return (za * math.sqrt(psi0 + d) + zb * math.sqrt(psi0 + d - d * d)) ** 2 / d**2
+
+    expected = math.ceil(connor_n(0.05))
+    assert correctness["mde"] == pytest.approx(minimum_detectable_drop(40, discordance=psi0))
     assert correctness["cases_needed"] == expected >= 100
     assert data["cases_needed"] == max(m["cases_needed"] or 0 for m in data["metrics"])
     assert f"about {expected} paired cases are needed ({expected - 40} more)" in correctness["message"]
@@ -464,10 +471,30 @@ def test_canary_40_cases_hold_and_say_how_many_are_needed(project, report, tmp_p
 def test_cases_needed_matches_the_mde_formula():
     from pytest_llmeval.gate.stats import minimum_detectable_drop
 
-    for sd, allowed, binary in [(0.3, 0.05, False), (0.45, 0.02, True), (0.0, 0.05, True), (0.1, 0.2, False)]:
-        n = cases_needed(sd, allowed, alpha=0.05, power=0.8, binary=binary)
-        assert minimum_detectable_drop(sd, n, binary=binary) <= allowed
-        assert n == 2 or minimum_detectable_drop(sd, n - 1, binary=binary) > allowed
+    for noise, allowed, binary in [(0.3, 0.05, False), (0.2, 0.02, True), (0.0, 0.05, True), (0.1, 0.2, False)]:
+        n = cases_needed(noise, allowed, alpha=0.05, power=0.8, binary=binary)
+        kw = {"discordance": noise} if binary else {"sd_diff": noise}
+        assert minimum_detectable_drop(n, **kw) <= allowed
+        assert n == 2 or minimum_detectable_drop(n - 1, **kw) > allowed
+
+
+def test_canary_counts_cases_not_repeats(report):
+    """Repeats of a case are averaged into it: three repeats of 42 control cases are 42
+    pairs, and the MDE is the gate's formula for that n, never one for 126 rows."""
+    from pytest_llmeval.gate.stats import compare_paired, minimum_detectable_drop
+
+    doc = copy.deepcopy(_pair_only(report, 42))
+    control = suite(doc, CLAUDE)
+    control["cases"] = [{**c, "repeat": r} for c in control["cases"] for r in range(3)]
+    decision = decide(doc, CLAUDE, GPT4O, POLICY)
+    assert decision.n_pairs == 42
+    correctness = next(m for m in decision.metrics if m.metric == "correctness")
+    assert correctness.n == 42
+    by_id = lambda s: {c["case_id"]: c["scores"]["correctness"] for c in s["cases"]}  # noqa: E731
+    before, after = by_id(control), by_id(suite(doc, GPT4O))
+    cmp = compare_paired([before[c] for c in sorted(before)], [after[c] for c in sorted(before)])
+    assert correctness.mde == pytest.approx(cmp.mde_test)
+    assert correctness.mde == pytest.approx(minimum_detectable_drop(42, discordance=cmp.noise))
 
 
 def test_canary_rolls_back_on_a_failed_candidate_gate_error_rate_or_latency(report):

@@ -82,3 +82,128 @@ def test_non_inferiority_fails_when_the_bound_is_below_minus_the_allowed_drop():
 def test_no_pairs_skips_the_regression_check_with_a_note():
     [v] = judge_suite(scores([1.0]), {}, {}, GatePolicy(), {})
     assert v.passed and "no case pairs" in v.notes[0]
+
+
+# --------------------------------------------------------------------------- degenerate statistics
+
+def test_constant_continuous_drop_is_insufficient_evidence_not_a_block():
+    """All differences equal: the t statistic has no variance. Before, p was 0 and this blocked."""
+    base = scores([0.5, 0.75, 0.25, 0.5] * 5)
+    cur = scores([0.45, 0.7, 0.2, 0.45] * 5)
+    [v] = judge_suite(cur, {"m": 0.9}, {"m": 0.0}, GatePolicy(), base)
+    assert not v.regressed and v.insufficient.startswith("all 20 paired differences are equal (-0.05)")
+    assert v.comparison.p_value == 1.0
+    assert any(n.startswith("m: insufficient evidence for the regression test (all 20 paired") and
+               n.endswith("the regression check passes, thresholds still apply") for n in v.notes)
+    # ... thresholds still apply
+    assert v.threshold_failed and not v.passed and v.failures[0].startswith("m 0.450 < 0.9")
+    # Insufficient comparisons stay out of the Holm family.
+    assert v.p_adjusted is None
+
+
+@pytest.mark.parametrize("non_inferiority", [False, True])
+def test_one_pair_is_insufficient_evidence_in_both_modes(non_inferiority):
+    [v] = judge_suite(scores([0.0]), {}, {"m": 0.0}, GatePolicy(non_inferiority=non_inferiority), scores([1.0]))
+    assert v.passed and not v.regressed and v.insufficient == "only one paired case"
+
+
+def test_non_inferiority_without_variance_is_insufficient_evidence():
+    """Every pair concordant: the t bound has width 0, which claims a certainty no sample
+    gives; it was 'pass' for no change and 'block' for an equal drop of every case."""
+    [v] = judge_suite(scores([1.0] * 30), {}, {}, GatePolicy(non_inferiority=True), scores([1.0] * 30))
+    assert v.passed and v.insufficient == "the differences have no variance: no confidence bound"
+    [v] = judge_suite(scores([0.5] * 30), {}, {}, GatePolicy(non_inferiority=True), scores([0.6] * 30))
+    assert v.passed and "paired differences are equal" in v.insufficient
+
+
+def test_exact_mcnemar_is_never_insufficient_with_two_pairs_or_more():
+    # 8 losses of 8: exact p = 0.5**8, no variance is estimated: a real block.
+    [v] = judge_suite(scores([0.0] * 8), {}, {}, GatePolicy(), scores([1.0] * 8))
+    assert v.regressed and v.insufficient == "" and v.comparison.p_value == pytest.approx(0.5**8)
+
+
+# Hypothesis: small inputs through every path (exact McNemar, paired t, clustered repeats,
+# non-inferiority); p in [0, 1], no NaN in a decision, never a block when the per-case
+# scores are identical.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from pytest_llmeval.gate.baseline import quantise  # noqa: E402
+from pytest_llmeval.gate.stats import compare_paired, non_inferiority_lower_bound  # noqa: E402
+
+binary_score = st.sampled_from([0.0, 1.0])
+continuous_score = st.floats(0.0, 1.0, allow_nan=False)
+small = {"min_size": 1, "max_size": 12}
+
+
+def _pairs(score):
+    return st.lists(st.tuples(score, score), **small)
+
+
+def _repeat_means(score):
+    """Per-case means of 1-4 repeats, averaged as the run does (quantised repeats)."""
+    repeats = st.lists(score, min_size=1, max_size=4).map(lambda r: sum(map(quantise, r)) / len(r))
+    return st.lists(st.tuples(repeats, repeats), **small)
+
+
+PATHS = {
+    "mcnemar": _pairs(binary_score),
+    "paired-t": _pairs(continuous_score),
+    "repeats": _repeat_means(binary_score),
+    "repeats-continuous": _repeat_means(continuous_score),
+}
+
+
+def _check(pairs, non_inferiority, max_drop):
+    base = scores([b for b, _ in pairs])
+    cur = scores([c for _, c in pairs])
+    policy = GatePolicy(non_inferiority=non_inferiority)
+    [v] = judge_suite(cur, {}, {"m": max_drop}, policy, base)
+    c = v.comparison
+    assert 0.0 <= c.p_value <= 1.0
+    assert v.p_adjusted is None or 0.0 <= v.p_adjusted <= 1.0
+    if c.n >= 2:
+        for value in (c.change, c.ci_low, c.ci_high, c.se, c.mde, c.mde_test):
+            assert value == value, c  # no NaN once there are two pairs
+        assert c.mde > 0
+    if v.regressed:
+        assert not v.insufficient and c.n >= 2
+        assert non_inferiority or (c.p_value < policy.alpha and -c.change > max_drop)
+        if non_inferiority:
+            assert non_inferiority_lower_bound(c) <= -max_drop
+    return v
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("non_inferiority", [False, True], ids=["test", "non-inferiority"])
+def test_property_every_path_gives_a_probability_and_blocks_only_on_evidence(path, non_inferiority):
+    @settings(max_examples=150, deadline=None)
+    @given(PATHS[path], st.sampled_from([0.0, 0.02]))
+    def run(pairs, max_drop):
+        _check(pairs, non_inferiority, max_drop)
+
+    run()
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("non_inferiority", [False, True], ids=["test", "non-inferiority"])
+def test_property_identical_per_case_scores_never_block(path, non_inferiority):
+    @settings(max_examples=100, deadline=None)
+    @given(PATHS[path], st.sampled_from([0.0, 0.02]))
+    def run(pairs, max_drop):
+        same = [(b, b) for b, _ in pairs]
+        v = _check(same, non_inferiority, max_drop)
+        assert not v.regressed and v.passed
+        assert v.comparison.change == 0.0 and v.comparison.p_value == 1.0
+
+    run()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(continuous_score, min_size=2, max_size=12), st.floats(-0.5, 0.5, allow_nan=False))
+def test_property_equal_differences_are_insufficient_never_p_zero(base, shift):
+    cur = [min(max(b + shift, 0.0), 1.0) for b in base]
+    c = compare_paired(base, cur)
+    diffs = {cb - bb for bb, cb in zip(base, cur)}
+    if len(diffs) == 1 and c.test == "paired-t":
+        assert c.insufficient and c.p_value == 1.0

@@ -253,7 +253,9 @@ def test_mcnemar_all_pairs_equal():
     assert res.change == 0.0
     assert res.ci_low == res.ci_high == 0.0
     assert res.se == 0.0
-    assert non_inferiority_lower_bound(res) == 0.0
+    assert res.insufficient == ""  # the exact test is valid: no discordance is evidence
+    # The t bound of non-inferiority has no variance to work with: no bound.
+    assert math.isnan(non_inferiority_lower_bound(res))
 
 
 def test_mcnemar_single_pair():
@@ -264,6 +266,7 @@ def test_mcnemar_single_pair():
     assert math.isnan(res.ci_low) and math.isnan(res.ci_high)
     assert math.isnan(res.mde) and math.isnan(res.se)
     assert math.isnan(non_inferiority_lower_bound(res))
+    assert res.insufficient == "only one paired case"
 
 
 def test_binary_ci_is_t_interval_on_differences():
@@ -347,17 +350,19 @@ def test_paired_t_all_pairs_equal():
     assert res.p_value == 1.0
     assert res.change == 0.0
     assert res.ci_low == res.ci_high == 0.0
-    assert res.se == 0.0 and res.mde == 0.0
-    assert non_inferiority_lower_bound(res) == 0.0
+    assert res.se == 0.0
+    assert res.insufficient == "all 4 paired differences are equal (+0): the paired t-test has no variance to judge"
+    assert math.isnan(non_inferiority_lower_bound(res))
 
 
 def test_paired_t_constant_negative_and_positive_shift():
     base = [0.5, 0.75, 0.25, 0.5]
     down = compare_paired(base, [b - 0.25 for b in base])
-    assert down.p_value == 0.0
+    # Zero variance: the t statistic is undefined, so no evidence either way (never p = 0).
+    assert down.p_value == 1.0 and "paired differences are equal (-0.25)" in down.insufficient
     assert down.change == -0.25
     assert down.ci_low == down.ci_high == -0.25
-    assert non_inferiority_lower_bound(down) == -0.25
+    assert math.isnan(non_inferiority_lower_bound(down))
 
     up = compare_paired(base, [b + 0.25 for b in base])
     assert up.p_value == 1.0
@@ -371,6 +376,7 @@ def test_paired_t_single_pair():
     assert res.change == pytest.approx(-0.5)
     assert math.isnan(res.ci_low) and math.isnan(res.ci_high)
     assert math.isnan(res.mde) and math.isnan(res.se)
+    assert res.insufficient == "only one paired case"
 
 
 def test_mixed_binary_and_continuous_uses_t():
@@ -421,60 +427,100 @@ def test_confidence_changes_the_ci_width():
 # --------------------------------------------------------------------------- mde
 
 
-def test_minimum_detectable_drop_formula():
-    assert minimum_detectable_drop(0.3, 100) == pytest.approx((Z95 + Z80) * 0.3 / 10, rel=1e-9)
-    z99 = sps.norm.ppf(0.99)
-    z90 = sps.norm.ppf(0.90)
-    assert minimum_detectable_drop(0.2, 25, alpha=0.01, power=0.9) == pytest.approx(
-        (z99 + z90) * 0.2 / 5, rel=1e-9
-    )
-    assert math.isnan(minimum_detectable_drop(0.3, 1))
-    assert math.isnan(minimum_detectable_drop(0.3, 0))
-    assert minimum_detectable_drop(0.0, 50) == 0.0
+def _rule_mde(n, noise, *, binary, loss_size=1.0, alpha=0.05, power=0.80, allowed=0.0):
+    """Independent solution of the MDE equation with scipy's brentq (see stats docstring)."""
+    from scipy.optimize import brentq
+
+    q = sps.norm.ppf(1 - alpha) if binary else sps.t.ppf(1 - alpha, n - 1)
+    z = sps.norm.ppf(power)
+
+    def shortfall(d):
+        if binary:
+            crit, spread = q * math.sqrt((noise + d) / n), math.sqrt(max(noise + d - d * d, 0) / n)
+        else:
+            spread = math.sqrt(max(noise ** 2 + loss_size * d - d * d, 0) / n)
+            crit = q * spread
+        return max(crit, allowed) + z * spread - d
+
+    return brentq(shortfall, 1e-12, 0.9)
 
 
-def test_minimum_detectable_drop_binary_floor():
-    # k_min for alpha = 0.05 is 5 (0.5**4 = 0.0625 > 0.05 >= 0.5**5 = 0.03125).
-    assert minimum_detectable_drop(0.0, 100, binary=True) == pytest.approx(5 / 100)
-    # k_min for alpha = 0.01 is 7 (0.5**7 = 0.0078125).
-    assert minimum_detectable_drop(0.0, 100, alpha=0.01, binary=True) == pytest.approx(7 / 100)
-    # The floor does not bind when the sd term is larger.
-    assert minimum_detectable_drop(0.4, 100, binary=True) == pytest.approx(
-        (Z95 + Z80) * 0.04, rel=1e-9
-    )
-    with pytest.raises(ValueError):
-        minimum_detectable_drop(-0.1, 10)
+@pytest.mark.parametrize("n, expected", [(200, 0.073), (500, 0.042), (1000, 0.028)])
+def test_binary_mde_is_connors_formula(n, expected):
+    """Discordance 0.10 (e.g. 10 losses and 10 wins in 200): Connor (1987) gives
+    0.073 / 0.042 / 0.028; the old (z_a + z_b) * sqrt(psi0 / n) said 0.056 at n=200."""
+    got = minimum_detectable_drop(n, discordance=0.10)
+    assert got == pytest.approx(expected, abs=0.0006)
+    assert got == pytest.approx(_rule_mde(n, 0.10, binary=True), rel=1e-6)
+    # Closed form of Connor's sample size at that drop gives back n.
+    psi = 0.10 + got
+    n_connor = (Z95 * math.sqrt(psi) + Z80 * math.sqrt(psi - got**2)) ** 2 / got**2
+    assert n_connor == pytest.approx(n, rel=1e-6)
 
 
-def test_mde_floor_matches_what_mcnemar_can_detect():
-    """A deterministic app (sd_d == 0) can show a drop of k_min cases, not k_min - 1."""
-    n = 100
-    res = compare_paired(*binary_pairs(n11=80, n00=20))
-    assert res.mde == pytest.approx(5 / n)
-    assert compare_paired(*binary_pairs(n11=75, n10=5, n00=20)).p_value < 0.05
-    assert compare_paired(*binary_pairs(n11=76, n10=4, n00=20)).p_value >= 0.05
+def test_mde_includes_the_allowed_drop_condition():
+    # n=1000, discordance 0.1: the test alone sees 0.028, but the rule also needs an
+    # observed drop above 0.02, which binds: 0.02 + z_0.8 * spread.
+    test_only = minimum_detectable_drop(1000, discordance=0.10)
+    rule = minimum_detectable_drop(1000, discordance=0.10, allowed_drop=0.02)
+    assert rule > test_only
+    assert rule == pytest.approx(_rule_mde(1000, 0.10, binary=True, allowed=0.02), rel=1e-6)
+    assert rule == pytest.approx(0.02 + Z80 * math.sqrt((0.10 + rule - rule**2) / 1000), rel=1e-6)
+    # A larger allowed drop always moves the MDE above it.
+    assert minimum_detectable_drop(200, sd_diff=0.05, allowed_drop=0.1) > 0.1
+
+
+def test_continuous_mde_adds_the_variance_a_drop_brings():
+    got = minimum_detectable_drop(500, sd_diff=0.15, loss_size=0.8)
+    assert got == pytest.approx(_rule_mde(500, 0.15, binary=False, loss_size=0.8), rel=1e-6)
+    shift_only = (sps.t.ppf(0.95, 499) + Z80) * 0.15 / math.sqrt(500)
+    assert got > shift_only
+    # No noise at all: failing cases alone still make the drop uncertain (not an MDE of 0).
+    assert minimum_detectable_drop(100, sd_diff=0.0) == pytest.approx(_rule_mde(100, 0.0, binary=False), rel=1e-6)
+    assert minimum_detectable_drop(100, sd_diff=0.0) > 0.05
+
+
+def test_minimum_detectable_drop_edges():
+    assert math.isnan(minimum_detectable_drop(1, sd_diff=0.3))
+    assert math.isnan(minimum_detectable_drop(0, discordance=0.3))
+    # k_min for alpha = 0.05 is 5 (0.5**4 = 0.0625 > 0.05 >= 0.5**5): exact McNemar needs
+    # 5 net losses. At 80% power Connor asks for more; at 50% power the floor binds.
+    assert minimum_detectable_drop(1000, discordance=0.0) == pytest.approx(_rule_mde(1000, 0.0, binary=True), rel=1e-6)
+    assert minimum_detectable_drop(1000, discordance=0.0) > 5 / 1000
+    assert minimum_detectable_drop(1000, discordance=0.0, power=0.5) == pytest.approx(5 / 1000)
+    assert minimum_detectable_drop(1000, discordance=0.0, alpha=0.01, power=0.5) == pytest.approx(7 / 1000)
+    # Above 1: nothing is detectable at this n.
+    assert minimum_detectable_drop(3, discordance=0.5) > 1
+    for bad in ({"sd_diff": -0.1}, {}, {"sd_diff": 0.1, "discordance": 0.1}, {"sd_diff": 0.1, "allowed_drop": -1}):
+        with pytest.raises(ValueError):
+            minimum_detectable_drop(10, **bad)
 
 
 def test_binary_mde_uses_the_noise_discordance_not_the_drop():
-    # 12 losses, 8 wins: symmetric noise explains 2 * 8 discordant pairs; the extra 4
-    # losses may be the drop itself and must not make the test look blunter.
+    # 12 losses, 8 wins: a drop adds losses, never wins, so the discordance the noise
+    # explains is (8 + 8) / n; the extra 4 losses may be the drop itself.
     base, cur = binary_pairs(n11=150, n10=12, n01=8, n00=30)
     n = len(base)
-    expected = (Z95 + Z80) * math.sqrt(2 * 8 / n) / math.sqrt(n)
-    res = compare_paired(base, cur)
-    assert res.mde == pytest.approx(expected, rel=1e-9)
-    assert res.mde > 5 / n
+    res = compare_paired(base, cur, allowed_drop=0.02)
+    assert res.noise == pytest.approx(16 / n)
+    assert res.mde == pytest.approx(minimum_detectable_drop(n, discordance=16 / n, allowed_drop=0.02))
+    assert res.mde_test == pytest.approx(minimum_detectable_drop(n, discordance=16 / n))
     # A large real drop leaves the MDE where the noise puts it.
     base2, cur2 = binary_pairs(n11=100, n10=60, n01=8, n00=32)
-    assert compare_paired(base2, cur2).mde == pytest.approx(expected, rel=1e-9)
+    assert compare_paired(base2, cur2, allowed_drop=0.02).mde == pytest.approx(res.mde)
+    # An improvement (more wins than losses) counts all discordance as noise.
+    base3, cur3 = binary_pairs(n11=150, n10=8, n01=12, n00=30)
+    assert compare_paired(base3, cur3).noise == pytest.approx(20 / n)
 
 
-def test_continuous_mde_uses_sd_of_differences():
+def test_continuous_mde_uses_sd_of_differences_and_loss_size():
     base = [0.2, 0.5, 0.9, 0.4, 0.7, 0.3, 0.8, 0.6]
     cur = [0.25, 0.4, 0.95, 0.35, 0.7, 0.2, 0.85, 0.5]
     d = [c - b for b, c in zip(base, cur)]
-    expected = (Z95 + Z80) * statistics.stdev(d) / math.sqrt(len(d))
-    assert compare_paired(base, cur).mde == pytest.approx(expected, rel=1e-9)
+    res = compare_paired(base, cur)
+    assert res.noise == pytest.approx(statistics.stdev(d))
+    assert res.loss_size == pytest.approx(sum(b * b for b in base) / sum(base))
+    assert res.mde == pytest.approx(_rule_mde(8, statistics.stdev(d), binary=False, loss_size=res.loss_size), rel=1e-6)
 
 
 # --------------------------------------------------------------------------- non-inferiority
@@ -555,7 +601,7 @@ def test_results_are_plain_python_floats():
     assert type(binary.losses) is int and type(binary.wins) is int
     assert type(binary.n) is int
     assert type(non_inferiority_lower_bound(binary)) is float
-    assert type(minimum_detectable_drop(np.float64(0.3), 50)) is float
+    assert type(minimum_detectable_drop(50, sd_diff=np.float64(0.3))) is float
     assert all(type(p) is float for p in holm(np.array([0.01, 0.2])))
 
 

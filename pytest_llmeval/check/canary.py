@@ -14,10 +14,11 @@ for binary metrics, paired t otherwise), Holm-corrected across metrics.
   is incomplete or unjudged, or the stage has not run its minimum time;
 * **promote** otherwise, to the stage after ``current_stage`` (the first stage when none).
 
-The number of cases needed comes from the MDE formula
-``n = ((z_(1-alpha) + z_power) * sd_diff / allowed_drop)^2`` through
-:func:`~pytest_llmeval.gate.stats.minimum_detectable_drop`, floored for binary metrics at the
-``k_min / allowed_drop`` cases exact McNemar needs to see ``k_min`` net losses at all.
+The minimum detectable drop and the number of cases needed come from
+:func:`~pytest_llmeval.gate.stats.minimum_detectable_drop`, the gate's formula (Connor 1987
+for binary metrics, its continuous analogue otherwise: a real drop adds discordance), for
+the test alone, with n the number of paired *cases*: repeats are averaged into their case
+first and never count as extra evidence.
 """
 
 from __future__ import annotations
@@ -147,23 +148,32 @@ class CanaryDecision:
         return json_safe(data)
 
 
-def cases_needed(sd_diff: float, allowed_drop: float, *, alpha: float, power: float, binary: bool) -> int:
-    """Smallest n whose minimum detectable drop is at most ``allowed_drop``:
-    ``((z_(1-alpha) + z_power) * sd_diff / allowed_drop)^2``, at least the exact-McNemar
-    floor ``k_min / allowed_drop`` for binary metrics, and at least 2."""
+def cases_needed(noise: float, allowed_drop: float, *, alpha: float, power: float, binary: bool,
+                 loss_size: float = 1.0) -> int:
+    """Smallest number of paired cases whose minimum detectable drop (test alone, see
+    :func:`~pytest_llmeval.gate.stats.minimum_detectable_drop`) is at most ``allowed_drop``;
+    ``noise`` is the discordance not due to a drop (binary) or the sd of the differences
+    (continuous). At least 2. Raises ValueError unless ``allowed_drop`` > 0."""
     from ..gate.stats import minimum_detectable_drop
 
     if not allowed_drop > 0:
         raise ValueError(f"allowed_drop must be positive, got {allowed_drop!r}")
-    z_sum = minimum_detectable_drop(1.0, 4, alpha=alpha, power=power) * 2.0  # sd 1, sqrt(4) = 2
-    n = math.ceil((z_sum * sd_diff / allowed_drop) ** 2 - 1e-9) if sd_diff > 0 else 2
-    if binary:
-        k_min = round(minimum_detectable_drop(0.0, 2, alpha=alpha, power=power, binary=True) * 2)
-        n = max(n, math.ceil(k_min / allowed_drop - 1e-9))
-    n = max(n, 2)
-    while minimum_detectable_drop(sd_diff, n, alpha=alpha, power=power, binary=binary) > allowed_drop:
-        n += 1  # rounding at the boundary: a step or two at most
-    return n
+    kw = {"discordance": noise} if binary else {"sd_diff": noise}
+
+    def mde(n: int) -> float:
+        return minimum_detectable_drop(n, **kw, loss_size=loss_size, alpha=alpha, power=power)
+
+    high = 2
+    while mde(high) > allowed_drop:  # the MDE falls with n: double, then bisect
+        high *= 2
+    low = high // 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        if mde(mid) > allowed_drop:
+            low = mid
+        else:
+            high = mid
+    return max(high, 2)
 
 
 def _case_means(suite: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -250,23 +260,21 @@ def decide(
             status = "regressed"
             message = (f"{metric}: dropped {drop:.3f} ({cmp.baseline_mean:.3f} -> {cmp.current_mean:.3f}, "
                        f"p={p_adj:.3g} after Holm) beyond the allowed {allowed:g}")
-        elif not (cmp.mde <= allowed):  # also nan: fewer than 2 pairs
+        elif not (cmp.mde_test <= allowed):  # also nan: fewer than 2 pairs
             status = "underpowered"
-            if binary:
-                sd = math.sqrt(2 * min(cmp.losses or 0, cmp.wins or 0) / cmp.n) if cmp.n else 0.0
-            else:
-                sd = cmp.se * math.sqrt(cmp.n) if cmp.n >= 2 and math.isfinite(cmp.se) else 0.0
-            needed = cases_needed(sd, allowed, alpha=policy.alpha, power=policy.power, binary=binary)
-            seen = "nothing (fewer than 2 pairs)" if math.isnan(cmp.mde) else f"{cmp.mde:.3f}"
+            noise = cmp.noise if math.isfinite(cmp.noise) else 0.0
+            needed = cases_needed(noise, allowed, alpha=policy.alpha, power=policy.power, binary=binary,
+                                  loss_size=cmp.loss_size)
+            seen = "nothing (fewer than 2 pairs)" if math.isnan(cmp.mde_test) else f"{cmp.mde_test:.3f}"
             message = (f"{metric}: with {cmp.n} paired case(s) the smallest detectable drop is {seen}, above the "
                        f"allowed {allowed:g}: about {needed} paired cases are needed ({max(needed - cmp.n, 0)} more)")
         else:
             status = "ok"
             message = (f"{metric}: change {cmp.change:+.3f} (p={p_adj:.3g}); a drop of {allowed:g} would have been "
-                       f"seen (MDE {cmp.mde:.3f})")
+                       f"seen (MDE {cmp.mde_test:.3f})")
         results.append(MetricResult(
             metric, cmp.n, _f(cmp.baseline_mean), _f(cmp.current_mean), _f(cmp.change), _f(cmp.ci_low),
-            _f(cmp.ci_high), _f(cmp.p_value), _f(p_adj), cmp.test, _f(cmp.mde), binary, status, needed, message))
+            _f(cmp.ci_high), _f(cmp.p_value), _f(p_adj), cmp.test, _f(cmp.mde_test), binary, status, needed, message))
 
     rollback: list[str] = []
     hold: list[str] = []

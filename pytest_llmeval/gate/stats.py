@@ -47,6 +47,8 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_POWER = 0.80
 
 _NAN = float("nan")
+# Paired differences closer than this are equal: far below the 1e-6 a baseline stores.
+_EQUAL_DIFFS = 1e-9
 _BINARY_VALUES = frozenset((0.0, 1.0))
 
 
@@ -187,38 +189,106 @@ class PairedComparison:
     change: float  # mean paired difference current - baseline (negative = drop)
     ci_low: float  # two-sided CI of the mean paired difference; nan when n < 2
     ci_high: float
-    p_value: float  # one-sided p-value for H1: current is worse than baseline
+    p_value: float  # one-sided p-value for H1: current is worse than baseline; always in [0, 1]
     test: str  # "mcnemar-exact" | "paired-t" | "none"
-    mde: float  # minimum detectable drop (positive) at alpha/power; nan when n < 2
+    mde: float  # minimum detectable drop of the full rule (test + allowed drop); nan when n < 2
     losses: Optional[int]  # binary only: pairs baseline=1, current=0
     wins: Optional[int]  # binary only: pairs baseline=0, current=1
     se: float = _NAN  # standard error of the mean difference, sd_d / sqrt(n); nan when n < 2
+    # Why the test cannot judge ("" when it can): too few pairs, or a variance of zero.
+    # Such a comparison never blocks; the gate reports "insufficient evidence".
+    insufficient: str = ""
+    mde_test: float = _NAN  # minimum detectable drop of the test alone (allowed drop 0)
+    noise: float = _NAN  # binary: discordance not explained by a drop; continuous: sd of d
+    loss_size: float = 1.0  # mean score a failing case loses (sum b^2 / sum b; 1 for binary)
+
+    @property
+    def sufficient(self) -> bool:
+        return not self.insufficient
+
+
+def _mde_shortfall(drop: float, n: int, *, noise: float, binary: bool, loss_size: float,
+                   q_alpha: float, z_power: float, allowed_drop: float) -> float:
+    """How far ``drop`` is from being blocked with the asked power (<= 0: it is)."""
+    if binary:
+        # Connor (1987): a drop turns concordant pairs into losses, so the discordance
+        # becomes noise + drop; McNemar's critical mean difference is z * sqrt(psi / n)
+        # and the spread of the observed mean difference is sqrt((psi - drop^2) / n).
+        psi = noise + drop
+        critical = q_alpha * math.sqrt(psi / n)
+        spread = math.sqrt(max(psi - drop * drop, 0.0) / n)
+    else:
+        # Continuous analogue: a drop of mean `drop` made of failing cases that each lose
+        # `loss_size` adds variance loss_size * drop - drop^2 to the differences; the t
+        # test's critical mean difference uses the sd it then sees.
+        spread = math.sqrt(max(noise * noise + loss_size * drop - drop * drop, 0.0) / n)
+        critical = q_alpha * spread
+    return max(critical, allowed_drop) + z_power * spread - drop
 
 
 def minimum_detectable_drop(
-    sd_diff: float,
     n: int,
     *,
+    sd_diff: Optional[float] = None,
+    discordance: Optional[float] = None,
+    loss_size: float = 1.0,
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
-    binary: bool = False,
+    allowed_drop: float = 0.0,
 ) -> float:
-    """Smallest true mean drop detected with probability ``power`` at level ``alpha``.
+    """Smallest true mean drop that the gate's rule blocks with probability ``power``.
 
-    ``(z_{1-alpha} + z_{power}) * sd_diff / sqrt(n)`` (one-sided test, normal
-    approximation), nan when n < 2.  With ``binary=True`` the result is floored
-    at ``k_min / n``, k_min the smallest k with ``0.5**k <= alpha``: exact
-    McNemar needs at least k_min net losses even when nothing is flaky
-    (sd_diff == 0).  A value above 1 means no drop is detectable at this n.
+    The rule blocks when the one-sided test is significant at ``alpha`` *and* the observed
+    drop exceeds ``allowed_drop``; both are conditions on the observed mean difference, so
+    the drop ``delta`` is detected with the asked power when
+
+        delta - z_power * s1(delta) / sqrt(n) >= max(c(delta), allowed_drop)
+
+    with ``s1`` the sd of the paired differences under that drop and ``c`` the test's
+    critical mean difference. Give exactly one noise measure:
+
+    * ``discordance`` (binary metrics, exact McNemar): the share of discordant pairs not
+      due to a drop, psi0. A drop adds losses, so psi = psi0 + delta,
+      ``c = z_(1-alpha) * sqrt(psi / n)`` and ``s1^2 = psi - delta^2``: the paired-binary
+      sample-size formula of Connor (1987), Biometrics 43:207-211. Floored at
+      ``k_min / n``, k_min the smallest k with 0.5**k <= alpha (exact McNemar needs that
+      many net losses even when nothing is flaky).
+    * ``sd_diff`` (continuous metrics, paired t): the sd of the differences without a drop.
+      The continuous analogue: a drop made of failing cases that each lose ``loss_size``
+      on average adds ``loss_size * delta - delta^2`` to the variance (exact for binary
+      scores, loss_size 1; a drop spread evenly over all cases adds less, so the value is
+      conservative for it), ``c = t_(1-alpha, n-1) * s1 / sqrt(n)``.
+
+    Solved by bisection; nan when n < 2. A value above 1 means no drop is detectable at
+    this n. With ``allowed_drop=0`` it is the test's own MDE (normal approximation).
+    Raises ValueError for a bad alpha/power, a negative noise, or not exactly one noise.
     """
     alpha = _check_probability("alpha", alpha)
     power = _check_probability("power", power)
-    sd_diff = float(sd_diff)
-    if not sd_diff >= 0.0:
-        raise ValueError(f"sd_diff must be >= 0, got {sd_diff!r}")
+    if (sd_diff is None) == (discordance is None):
+        raise ValueError("give exactly one of sd_diff (continuous) and discordance (binary)")
+    binary = discordance is not None
+    noise = float(discordance if binary else sd_diff)  # type: ignore[arg-type]
+    if not noise >= 0.0:
+        raise ValueError(f"{'discordance' if binary else 'sd_diff'} must be >= 0, got {noise!r}")
+    allowed_drop = float(allowed_drop)
+    if not allowed_drop >= 0.0:
+        raise ValueError(f"allowed_drop must be >= 0, got {allowed_drop!r}")
     if n < 2:
         return _NAN
-    mde = (_norm_ppf(1.0 - alpha) + _norm_ppf(power)) * sd_diff / math.sqrt(n)
+    q_alpha = _norm_ppf(1.0 - alpha) if binary else _t_ppf(1.0 - alpha, n - 1)
+    args = dict(n=n, noise=noise, binary=binary, loss_size=float(loss_size), q_alpha=q_alpha,
+                z_power=_norm_ppf(power), allowed_drop=allowed_drop)
+    low, high = 0.0, 1.0
+    while _mde_shortfall(high, **args) > 0.0:  # type: ignore[arg-type]
+        low, high = high, 2.0 * high
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        if _mde_shortfall(mid, **args) > 0.0:  # type: ignore[arg-type]
+            low = mid
+        else:
+            high = mid
+    mde = high
     if binary:
         mde = max(mde, _mcnemar_k_min(alpha) / n)
     return float(mde)
@@ -231,6 +301,7 @@ def compare_paired(
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
     confidence: float = DEFAULT_CONFIDENCE,
+    allowed_drop: float = 0.0,
 ) -> PairedComparison:
     """Compare ``current`` with ``baseline``; ``baseline[i]`` and ``current[i]`` are one case.
 
@@ -239,9 +310,12 @@ def compare_paired(
     * Both sides binary: exact one-sided McNemar test.  With ``b`` losses
       (1 -> 0) and ``c`` wins (0 -> 1), ``p = P(Binom(b + c, 1/2) >= b)``;
       ``p = 1`` when there are no discordant pairs.
-    * Otherwise: one-sided paired t-test on ``d = current - baseline``.  Zero
-      variance is handled here (scipy would return nan): constant ``d < 0``
-      gives p = 0, constant ``d >= 0`` gives p = 1; one pair gives p = 1.
+    * Otherwise: one-sided paired t-test on ``d = current - baseline``.
+
+    Degenerate statistics never block: with one pair, or continuous differences that are
+    all equal (the t statistic has no variance), the comparison is *insufficient*:
+    ``insufficient`` names the reason and ``p_value`` is 1.  The p-value is always a
+    number in [0, 1].
 
     Why a paired t-test rather than Wilcoxon signed-rank for continuous
     metrics: the gate is about the MEAN, which is what is reported and
@@ -256,12 +330,14 @@ def compare_paired(
     ``ci_low``/``ci_high`` is the two-sided ``confidence`` t interval of the
     mean difference (for either test), clipped to [-1, 1]; (change, change)
     when the differences have zero variance; nan when n < 2.  ``mde`` is
-    :func:`minimum_detectable_drop` for the noise in ``d``: its sample sd for
-    continuous pairs; for binary pairs sqrt(2 * min(losses, wins) / n), the
-    discordance of symmetric flips, so a real drop does not make the test look
-    blunter than it is (floored at the McNemar minimum).  ``change`` is computed from exact sums of the differences,
-    so it equals ``current_mean - baseline_mean`` up to rounding and a net loss
-    of exactly ``t * n`` binary cases gives a drop of exactly ``t``.
+    :func:`minimum_detectable_drop` of the rule "significant and a drop above
+    ``allowed_drop``" for the noise seen (``mde_test``: of the test alone).  The noise is,
+    for binary pairs, the discordance a drop does not explain,
+    ``(wins + min(losses, wins)) / n`` (a drop adds losses, never wins); for continuous
+    pairs the sd of ``d``, with ``loss_size = sum(b^2) / sum(b)`` over the baseline (the
+    mean score a case loses when it fails).  ``change`` is computed from exact sums of
+    the differences, so it equals ``current_mean - baseline_mean`` up to rounding and a
+    net loss of exactly ``t * n`` binary cases gives a drop of exactly ``t``.
 
     Raises ValueError when the lengths differ, a value is outside [0, 1], or
     alpha / power / confidence are not in (0, 1).
@@ -277,7 +353,8 @@ def compare_paired(
         )
     n = len(base)
     if n == 0:
-        return PairedComparison(0, _NAN, _NAN, _NAN, _NAN, _NAN, 1.0, "none", _NAN, None, None)
+        return PairedComparison(0, _NAN, _NAN, _NAN, _NAN, _NAN, 1.0, "none", _NAN, None, None,
+                                insufficient="no paired cases")
 
     baseline_mean = math.fsum(base) / n
     current_mean = math.fsum(cur) / n
@@ -298,9 +375,24 @@ def compare_paired(
         else:
             # d takes values -1, 0, 1: the sample variance is an exact rational.
             sd = math.sqrt(((losses + wins) * n - (wins - losses) ** 2) / (n * (n - 1)))
+        noise = (wins + min(losses, wins)) / n
+        loss_size = 1.0
     else:
         _, sd = _mean_sd(diffs)  # nan when n == 1, exactly 0.0 when d is constant
+        if n >= 2 and max(diffs) - min(diffs) <= _EQUAL_DIFFS:
+            sd = 0.0  # equal up to float rounding (0.45 - 0.5 != 0.7 - 0.75): still no variance
+        noise = sd
+        total = math.fsum(base)
+        loss_size = math.fsum(b * b for b in base) / total if total > 0.0 else 1.0
 
+    insufficient = ""
+    if n < 2:
+        insufficient = "only one paired case"
+    elif not binary and sd == 0.0:
+        insufficient = (f"all {n} paired differences are equal ({diffs[0]:+.6g}): "
+                        "the paired t-test has no variance to judge")
+
+    mde = mde_test = se = ci_low = ci_high = _NAN
     if n >= 2:
         se = sd / math.sqrt(n)
         if sd == 0.0:
@@ -309,41 +401,37 @@ def compare_paired(
             half = _t_ppf((1.0 + confidence) / 2.0, n - 1) * se
             ci_low = _clip(change - half, -1.0, 1.0)
             ci_high = _clip(change + half, -1.0, 1.0)
-        # The MDE describes the noise the test must see through. For binary pairs a real
-        # drop adds losses and would inflate the observed discordance, so the noise
-        # discordance is estimated from the smaller side: 2 * min(losses, wins) / n
-        # (under no change, flips are symmetric).
-        noise_sd = math.sqrt(2 * min(losses, wins) / n) if binary else sd
-        mde = minimum_detectable_drop(noise_sd, n, alpha=alpha, power=power, binary=binary)
-    else:
-        se = ci_low = ci_high = mde = _NAN
+        noise_kw = {"discordance": noise} if binary else {"sd_diff": noise}
+        mde = minimum_detectable_drop(n, **noise_kw, loss_size=loss_size, alpha=alpha, power=power,
+                                      allowed_drop=allowed_drop)
+        mde_test = minimum_detectable_drop(n, **noise_kw, loss_size=loss_size, alpha=alpha, power=power)
 
     if binary:
         test = "mcnemar-exact"
-        if losses + wins == 0:
+        p_value = _mcnemar_p(losses, wins)  # type: ignore[arg-type]  # exact, even for one pair
+    else:
+        test = "paired-t"
+        if insufficient:
             p_value = 1.0
         else:
             from scipy import stats
 
-            p_value = float(
-                stats.binomtest(losses, losses + wins, 0.5, alternative="greater").pvalue
-            )
-    else:
-        test = "paired-t"
-        if n < 2:
-            p_value = 1.0  # one pair: cannot tell
-        elif sd == 0.0:
-            p_value = 0.0 if diffs[0] < 0.0 else 1.0
-        else:
-            from scipy import stats
-
             # Same statistic and p-value as stats.ttest_rel(cur, base, alternative="less").
-            p_value = float(stats.t.cdf(change / se, n - 1))
+            p_value = _clip(float(stats.t.cdf(change / se, n - 1)), 0.0, 1.0)
 
     return PairedComparison(
         n, baseline_mean, current_mean, change, ci_low, ci_high,
-        p_value, test, mde, losses, wins, se,
+        p_value, test, mde, losses, wins, se, insufficient, mde_test, noise, loss_size,
     )
+
+
+def _mcnemar_p(losses: int, wins: int) -> float:
+    """Exact one-sided McNemar p-value, P(Binom(losses + wins, 1/2) >= losses)."""
+    if losses + wins == 0:
+        return 1.0
+    from scipy import stats
+
+    return float(stats.binomtest(losses, losses + wins, 0.5, alternative="greater").pvalue)
 
 
 def non_inferiority_lower_bound(
@@ -351,16 +439,15 @@ def non_inferiority_lower_bound(
 ) -> float:
     """One-sided (1 - alpha) lower confidence bound of the mean change.
 
-    ``change - t_{1-alpha, n-1} * se``; equals ``change`` when the differences
-    have zero variance and is nan when n < 2.  Gate "non-inferior within
-    margin m" as ``bound > -m``.
+    ``change - t_{1-alpha, n-1} * se``; nan when it cannot be computed (n < 2, or
+    differences with zero variance: a bound of width 0 claims a certainty no sample
+    gives).  Gate "non-inferior within margin m" as ``bound > -m``; a nan bound is
+    insufficient evidence, which never blocks.
     """
     alpha = _check_probability("alpha", alpha)
     n, se = comparison.n, comparison.se
-    if n < 2 or math.isnan(se):
+    if n < 2 or not se > 0.0:
         return _NAN
-    if se == 0.0:
-        return float(comparison.change)
     return float(max(comparison.change - _t_ppf(1.0 - alpha, n - 1) * se, -1.0))
 
 

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 
 from . import stats
 
-__all__ = ["GatePolicy", "MetricVerdict", "judge_suite"]
+__all__ = ["GatePolicy", "MetricVerdict", "judge_suite", "regression_decision"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class MetricVerdict:
     regressed: bool = False
     failures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    insufficient: str = ""  # why the regression test could not judge ("" when it could)
 
     @property
     def passed(self) -> bool:
@@ -90,7 +91,8 @@ def judge_suite(
                 if metric in scores and metric in baseline_scores.get(case, {})
             ]
             comparisons[metric] = stats.compare_paired(
-                [b for b, _ in pairs], [c for _, c in pairs], alpha=policy.alpha
+                [b for b, _ in pairs], [c for _, c in pairs], alpha=policy.alpha,
+                allowed_drop=policy.allowed_drop(metric, suite_max_drop),
             )
     tested = [m for m in metrics if m in comparisons and _informative(comparisons[m])]
     adjusted = dict(zip(tested, stats.holm([comparisons[m].p_value for m in tested])))
@@ -109,7 +111,7 @@ def _informative(c: stats.PairedComparison) -> bool:
     """Whether a comparison could reject at all. Pairs that never differ (no discordant
     pairs, all differences zero) cannot; leaving them out of the Holm family, as Tarone's
     refinement does, keeps metrics that cannot move from diluting the ones that can."""
-    if c.n == 0:
+    if c.n == 0 or c.insufficient:
         return False
     if c.test == "mcnemar-exact":
         return bool((c.losses or 0) + (c.wins or 0))
@@ -145,29 +147,49 @@ def _judge_metric(
                 notes.append(line + " [not enforced: --llm-eval-ignore-thresholds]")
 
     regressed = False
+    insufficient = ""
     if comparison is not None:
         if comparison.n == 0:
             notes.append(f"{metric}: no case pairs with the baseline; regression check skipped")
         else:
-            drop = -comparison.change
-            if policy.non_inferiority:
-                lower = stats.non_inferiority_lower_bound(comparison, policy.alpha)
-                regressed = math.isnan(lower) or lower <= -allowed_drop
-                reason = f"lower {1 - policy.alpha:.0%} bound of the change {fmt_signed(lower)} is not above -{allowed_drop:g} (non-inferiority)"
-            else:
-                p = comparison.p_value if p_adjusted is None else p_adjusted
-                regressed = p < policy.alpha and drop > allowed_drop
-                reason = f"significant drop of {fmt(drop)} > allowed {allowed_drop:g}"
+            regressed, reason, insufficient = regression_decision(comparison, p_adjusted, allowed_drop, policy)
             if regressed:
                 failures.append(f"{metric} regressed: {reason}")
                 failures.append(regression_line(metric, comparison, p_adjusted, allowed_drop))
-            if not math.isnan(comparison.mde) and comparison.mde > allowed_drop:
+            elif insufficient:
+                notes.append(f"{metric}: insufficient evidence for the regression test ({insufficient}); "
+                             "the regression check passes, thresholds still apply")
+            if not insufficient and not math.isnan(comparison.mde_test) and comparison.mde_test > allowed_drop:
                 notes.append(
                     f"{metric}: with n={comparison.n} paired cases the test cannot reliably see a drop of "
-                    f"{allowed_drop:g} (minimum detectable drop at 80% power: {fmt(comparison.mde)}); the suite is too small"
+                    f"{allowed_drop:g} (the test alone detects {fmt(comparison.mde_test)} at 80% power, the rule "
+                    f"blocks {fmt(comparison.mde)}); the suite is too small"
                 )
     return MetricVerdict(metric, estimate, threshold, allowed_drop, comparison, p_adjusted,
-                         threshold_failed, regressed, tuple(failures), tuple(notes))
+                         threshold_failed, regressed, tuple(failures), tuple(notes), insufficient)
+
+
+def regression_decision(
+    comparison: stats.PairedComparison, p_adjusted: float | None, allowed_drop: float, policy: GatePolicy
+) -> tuple[bool, str, str]:
+    """The regression rule for one compared metric: ``(blocks, why, insufficient)``.
+
+    Normal mode blocks when the (Holm-adjusted) one-sided p < alpha and the observed drop
+    exceeds ``allowed_drop``; non-inferiority mode blocks unless the lower (1 - alpha)
+    bound of the change is above ``-allowed_drop``. A comparison whose statistic is
+    degenerate (one pair, zero variance) never blocks: ``insufficient`` names the reason.
+    """
+    drop = -comparison.change
+    if policy.non_inferiority:
+        lower = stats.non_inferiority_lower_bound(comparison, policy.alpha)
+        if math.isnan(lower):
+            return False, "", comparison.insufficient or "the differences have no variance: no confidence bound"
+        reason = f"lower {1 - policy.alpha:.0%} bound of the change {fmt_signed(lower)} is not above -{allowed_drop:g} (non-inferiority)"
+        return lower <= -allowed_drop, reason, ""
+    if comparison.insufficient:
+        return False, "", comparison.insufficient
+    p = comparison.p_value if p_adjusted is None else p_adjusted
+    return p < policy.alpha and drop > allowed_drop, f"significant drop of {fmt(drop)} > allowed {allowed_drop:g}", ""
 
 
 def regression_line(metric: str, c: stats.PairedComparison, p_adjusted: float | None, allowed_drop: float) -> str:
@@ -178,6 +200,7 @@ def regression_line(metric: str, c: stats.PairedComparison, p_adjusted: float | 
         f"change {fmt_signed(c.change)} (95% CI {fmt_signed(c.ci_low)} to {fmt_signed(c.ci_high)}), "
         f"{c.test} one-sided p={fmt_p(c.p_value)}{holm}, n paired={c.n}, "
         f"minimum detectable drop {fmt(c.mde)} at 80% power; allowed drop {allowed_drop:g}"
+        + (f"; insufficient evidence: {c.insufficient}" if c.insufficient else "")
     )
 
 

@@ -389,6 +389,8 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
                       ("change_ci_high", c.ci_high), ("p_value", c.p_value), ("test", c.test), ("n_paired", c.n), ("mde", c.mde)]
             if verdict.p_adjusted is not None:
                 props.append(("p_holm", verdict.p_adjusted))
+            if verdict.insufficient:
+                props.append(("evidence", f"insufficient: {verdict.insufficient}"))
         message = "\n".join([verdict.message(), *suite.notes()])
         gates.append((verdict.metric, verdict.passed, message, [(PROPERTY_PREFIX + k, v) for k, v in props]))
     for usage in suite.usage_verdicts:

@@ -46,7 +46,8 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         for m in suite["metrics"]:
             change = "" if m["change"] is None else f"{fmt_signed(m['change'])} ({fmt_signed(m['change_ci_low'])} to {fmt_signed(m['change_ci_high'])})"
             p = m["p_adjusted"] if m["p_adjusted"] is not None else m["p_value"]
-            lines.append(f"| {_cell(m['name'])} | {_num(m['baseline_mean'])} | {_num(m['mean'])} | {change} | {'' if p is None else fmt_p(p)} | {_MARK[m['verdict']]} |")
+            p_cell = "insufficient evidence" if m.get("insufficient_evidence") else "" if p is None else fmt_p(p)
+            lines.append(f"| {_cell(m['name'])} | {_num(m['baseline_mean'])} | {_num(m['mean'])} | {change} | {p_cell} | {_MARK[m['verdict']]} |")
         lines.append("")
     failures = [reason for m in suite["metrics"] for reason in m["reasons"]]
     failures += [g["message"] for g in suite["usage_gates"] if g["verdict"] == "fail"]
@@ -59,6 +60,8 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
     if failures:
         lines += ["**What failed**", ""] + [f"- {_cell(f)}" for f in failures] + [""]
     notes = [n for n in suite["notes"] if not n.startswith(tuple(f"{m['name']}:" for m in suite["metrics"]))]
+    notes += [f"{m['name']}: insufficient evidence for the regression test ({m['insufficient_evidence']}); "
+              "the regression check passes, thresholds still apply" for m in suite["metrics"] if m.get("insufficient_evidence")]
     if notes:
         lines += ["**Notes**", ""] + [f"- {_cell(n)}" for n in notes] + [""]
     for m in suite["metrics"]:

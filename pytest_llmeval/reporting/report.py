@@ -167,6 +167,7 @@ def _metric_entry(v: MetricVerdict) -> dict[str, Any]:
         "test": c.test if compared else None,
         "n_paired": c.n if c is not None else 0,
         "mde": c.mde if compared else None,
+        "insufficient_evidence": v.insufficient or None,
         "regressed": v.regressed,
         "verdict": v.status,
         "reasons": list(v.failures),

@@ -76,7 +76,7 @@ def _row(v: MetricVerdict) -> tuple[str, ...]:
     threshold = "" if v.threshold is None else f">= {v.threshold:g}"
     if c is not None and c.n:
         baseline, change = fmt(c.baseline_mean), f"{fmt_signed(c.change)} ({fmt_signed(c.ci_low)}..{fmt_signed(c.ci_high)})"
-        p = fmt_p(v.p_adjusted if v.p_adjusted is not None else c.p_value)
+        p = "insufficient" if v.insufficient else fmt_p(v.p_adjusted if v.p_adjusted is not None else c.p_value)
         test = c.test
     else:
         baseline = change = p = test = ""
