@@ -301,3 +301,43 @@ def test_identical_rerun_compares_equal_for_every_builtin_scorer(pytester, write
     stored = json.loads((pytester.path / ".llm-eval/test_eval.py/test_every_scorer.json").read_text())["cases"]
     raw = {(c["case_id"], k): v for c in suite["cases"] for k, v in c["scores"].items()}
     assert any(v != stored[case]["scores"][k][0] for (case, k), v in raw.items())
+
+
+CONSTANT_DROP_APP = """
+import os, pytest
+
+@pytest.mark.llm_eval(dataset="data.jsonl", thresholds={"quality": 0.33})
+def test_support(llm_case, llm_eval):
+    # every case loses exactly the same amount: the paired t statistic has no variance
+    llm_eval.record("quality", (llm_case.inputs["n"] % 4) / 4 * 0.8 + 0.1 - float(os.environ.get("SHIFT", "0")))
+"""
+
+
+@pytest.mark.parametrize("dist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_degenerate_statistics_say_insufficient_evidence_everywhere(pytester, write_jsonl, monkeypatch, dist):
+    write_jsonl("data.jsonl", rows(20))
+    pytester.makepyfile(test_eval=CONSTANT_DROP_APP)
+    pytester.makeini("[pytest]\nllm_eval_max_drop = 0\n")
+    assert pytester.runpytest("--llm-eval-update", *dist).ret == 0
+    monkeypatch.setenv("SHIFT", "0.05")
+    result = pytester.runpytest("--llm-eval", "--junitxml=junit.xml", "--llm-eval-report=report.json",
+                                "--llm-eval-markdown=summary.md", *dist)
+    assert result.ret == 0, result.stdout.str()
+    reason = "all 20 paired differences are equal (-0.05): the paired t-test has no variance to judge"
+    result.stdout.fnmatch_lines([
+        "*quality*paired-t*pass*",
+        f"*note: quality: insufficient evidence for the regression test ({reason}); "
+        "the regression check passes, thresholds still apply*",
+    ])
+    assert "insufficient" in next(line for line in result.stdout.lines if line.strip().startswith("quality "))
+    (metric,) = json.loads((pytester.path / "report.json").read_text())["suites"][0]["metrics"]
+    assert metric["insufficient_evidence"] == reason and metric["regressed"] is False and metric["p_value"] == 1.0
+    assert metric["change"] == pytest.approx(-0.05)
+    markdown = (pytester.path / "summary.md").read_text()
+    assert "| insufficient evidence | ✅ pass |" in markdown
+    assert f"- quality: insufficient evidence for the regression test ({reason})" in markdown
+    gate = junit_cases(pytester.path / "junit.xml")["llm_eval_gate[quality]"]
+    assert gate["properties"]["llm_eval.evidence"] == f"insufficient: {reason}"
+    # Thresholds still apply to such a metric.
+    monkeypatch.setenv("SHIFT", "0.1")
+    assert pytester.runpytest("--llm-eval", *dist).ret == 1
