@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from pytest_llmeval.gate.stats import compare_paired
+from pytest_llmeval.gate.stats import compare_paired, minimum_detectable_drop
+from pytest_llmeval.gate.verdicts import GatePolicy, regression_decision
 
 TRIALS = 2_000
 ALPHA = 0.05
@@ -54,16 +55,20 @@ def simulate_runs(rng: np.random.Generator, n: int, *, true_drop: float = 0.0):
 
 def gate(baseline: np.ndarray, current: np.ndarray) -> dict:
     """Run compare_paired on every trial; return block rates and the raw results."""
-    results = [compare_paired(b, c) for b, c in zip(baseline.tolist(), current.tolist())]
+    results = [compare_paired(b, c, allowed_drop=DROP_THRESHOLD) for b, c in zip(baseline.tolist(), current.tolist())]
     p = np.array([r.p_value for r in results])
     drop = -np.array([r.change for r in results])
+    policy = GatePolicy(alpha=ALPHA, max_drop=DROP_THRESHOLD)
+    blocked = [regression_decision(r, None, DROP_THRESHOLD, policy)[0] for r in results]
     return {
-        "plugin": float(np.mean((p < ALPHA) & (drop > DROP_THRESHOLD))),
+        "plugin": float(np.mean(blocked)),
+        "rule": float(np.mean((p < ALPHA) & (drop > DROP_THRESHOLD))),
         "naive": float(np.mean(drop > DROP_THRESHOLD)),
         "p": p,
         "losses": np.array([r.losses for r in results]),
         "wins": np.array([r.wins for r in results]),
         "mde": float(np.mean([r.mde for r in results])),
+        "median_mde": float(np.median([r.mde for r in results])),
     }
 
 
@@ -76,6 +81,13 @@ def outcomes() -> dict:
         out[("null", n)] = (gate(base, cur), base, cur)
     base, cur = simulate_runs(rng, 500, true_drop=TRUE_DROP)
     out[("drop", 500)] = (gate(base, cur), base, cur)
+    # A true drop of the MDE the gate prints on unchanged runs of n=200, and of the one
+    # the old formula (z_a + z_b) * sqrt(psi0 / n) printed for the same noise.
+    printed = out[("null", 200)][0]["median_mde"]
+    out["printed_mde"] = printed
+    out[("at_mde", 200)] = (gate(*simulate_runs(rng, 200, true_drop=printed)), None, None)
+    old_formula = (sps.norm.ppf(0.95) + sps.norm.ppf(0.80)) * math.sqrt(0.10 / 200)
+    out[("at_old_mde", 200)] = (gate(*simulate_runs(rng, 200, true_drop=old_formula)), None, None)
 
     print()
     for n in (200, 500):
@@ -126,3 +138,16 @@ def test_p_values_match_vectorised_mcnemar(outcomes, key):
     np.testing.assert_array_equal(g["wins"], c)
     expected = np.where(b + c == 0, 1.0, sps.binom.sf(b - 1, b + c, 0.5))
     np.testing.assert_allclose(g["p"], expected, rtol=1e-9, atol=0)
+
+
+def test_the_gate_decision_is_the_documented_rule(outcomes):
+    for key in [("null", 200), ("null", 500), ("drop", 500)]:
+        assert outcomes[key][0]["plugin"] == outcomes[key][0]["rule"]
+
+
+def test_power_at_the_printed_mde_is_about_80_percent(outcomes):
+    """The MDE is the drop the whole rule catches with 80% power (Connor 1987 plus the
+    allowed-drop condition); the old formula's value was caught about half the time."""
+    assert outcomes["printed_mde"] == pytest.approx(minimum_detectable_drop(200, discordance=0.10, allowed_drop=0.02), abs=0.006)
+    assert 0.70 <= outcomes[("at_mde", 200)][0]["plugin"] <= 0.90
+    assert outcomes[("at_old_mde", 200)][0]["plugin"] < 0.62

@@ -162,8 +162,7 @@ def _judge_metric(
             if not insufficient and not math.isnan(comparison.mde_test) and comparison.mde_test > allowed_drop:
                 notes.append(
                     f"{metric}: with n={comparison.n} paired cases the test cannot reliably see a drop of "
-                    f"{allowed_drop:g} (the test alone detects {fmt(comparison.mde_test)} at 80% power, the rule "
-                    f"blocks {fmt(comparison.mde)}); the suite is too small"
+                    f"{allowed_drop:g} (minimum detectable drop at 80% power: {fmt(comparison.mde)}); the suite is too small"
                 )
     return MetricVerdict(metric, estimate, threshold, allowed_drop, comparison, p_adjusted,
                          threshold_failed, regressed, tuple(failures), tuple(notes), insufficient)
