@@ -529,6 +529,33 @@ def _gate_calibration_test(runs: Runs) -> str:
     return grep(out, r"^unchanged app, n=", r"^true 5-point drop")
 
 
+@recipe("gate-insufficient-evidence")
+def _gate_insufficient_evidence(runs: Runs) -> str:
+    folder = runs.project("insufficient", {
+        "data.jsonl": "".join(json.dumps({"id": f"q{i:02d}", "inputs": {"i": i}}) + "\n" for i in range(20)),
+        "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "test_eval.py": """
+            import os
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="data.jsonl")
+            def test_quality(llm_case, llm_eval):
+                # every case loses exactly 0.05: the paired differences have no variance
+                shift = 0.0 if os.environ.get("APP") == "baseline" else 0.05
+                llm_eval.record("quality", (llm_case.inputs["i"] % 4) / 4 * 0.8 + 0.1 - shift)
+            """,
+    })
+    bless(runs, folder)
+    return grep(runs.run(folder, "--llm-eval"), r"^  note: quality: insufficient evidence")
+
+
+@recipe("gate-calibration")
+def _gate_calibration(runs: Runs) -> str:
+    out = runs.run(REPO, "python", "benchmarks/gate_calibration.py", pytest=False)
+    return "\n".join(line for line in section(out, r"^gate: exact", r"^every cell within").splitlines()
+                     if not line.startswith("finished in"))
+
+
 EXAMPLE_NAMES = sorted(RECIPES)
 
 
