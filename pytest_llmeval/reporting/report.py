@@ -66,11 +66,12 @@ def placeholder_report(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_block(started_at: str, options: Mapping[str, Any], root: Path, versions: Mapping[str, str],
-              shard: tuple[int, int] | None) -> dict[str, Any]:
+              shard: tuple[int, int] | None, git: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The report's ``run`` block; ``git`` as from :func:`~pytest_llmeval.fileio.git_info` (asked when None)."""
     return {
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "git": git_info(root),
+        "git": dict(git_info(root) if git is None else git),
         "versions": {"python": platform.python_version(), **versions},
         "options": dict(options),
         "shard": None if shard is None else {"index": shard[0], "count": shard[1]},
@@ -196,26 +197,19 @@ def schema() -> dict[str, Any]:
 
 
 def validate(doc: Any, source: str = "report") -> None:
-    """Raise ReportError naming the first schema violation (jsonschema, imported here)."""
-    import jsonschema
+    """Raise ReportError naming the first schema violation (its suite, case and field)."""
+    from ..validation import check
 
-    validator = jsonschema.Draft202012Validator(schema())
-    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ReportError(f"{source}: not a valid pytest-llmeval report at {where}: {error.message}")
+    check(doc, "report", source, ReportError, what="not a valid pytest-llmeval report")
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    """Read and validate a report; ReportError naming the file otherwise."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path}: report not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot read report: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    """Read and validate a report (size, strict JSON, depth, schema); ReportError naming
+    the file otherwise."""
+    from ..validation import parse, read_text
+
+    text = read_text(Path(path), "report", ReportError)
+    doc = parse(str(text), str(path), ReportError)
     validate(doc, str(path))
     return doc
 

@@ -1,0 +1,159 @@
+"""Reading back the JSON files the plugin trusts: one validation layer for every kind.
+
+Kinds (:data:`KINDS`): ``baseline`` files, response ``cache`` entries, ``prompt-log``
+lines and ``report`` documents (read by ``llm-eval merge`` and ``llm-eval-check``). Each
+is read the same way, and bad content is an error of the caller's class (``BaselineError``,
+``CacheError``, ``PromptError``, ``ReportError``) naming the file (and line), the case
+where there is one, and the field, never a traceback and never a verdict:
+
+1. size: a file above its kind's limit (:data:`MAX_BYTES`) is refused before it is read;
+2. syntax: strict JSON; ``NaN``/``Infinity`` and a key given twice in one object are refused;
+3. depth: nesting deeper than :data:`MAX_DEPTH` is refused (no ``RecursionError``);
+4. shape: the kind's JSON Schema shipped in ``schemas/`` (types and ranges: a score is a
+   number in [0, 1], token counts are non-negative integers, ...).
+
+jsonschema is imported on first use; validators are built once per kind.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["KINDS", "MAX_BYTES", "MAX_DEPTH", "check", "field_path", "parse", "read_text"]
+
+KINDS = {
+    "baseline": "baseline.schema.json",
+    "cache": "cache-entry.schema.json",
+    "prompt-log": "prompt-log-entry.schema.json",
+    "report": "report.schema.json",
+}
+MAX_DEPTH = 100
+MAX_BYTES = {"baseline": 256 * 2**20, "cache": 64 * 2**20, "prompt-log": 256 * 2**20, "report": 2 * 2**30}
+
+
+class _Invalid(Exception):
+    """A problem found while parsing, before a field path is known."""
+
+
+class _NonFinite:
+    """What ``NaN``/``Infinity`` parse to, so the walk can name the field holding one."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Invalid(f"key {key!r} is given twice in one object (JSON keeps only the last value)")
+        out[key] = value
+    return out
+
+
+def read_text(path: Path, kind: str, error: type[Exception], *, missing_ok: bool = False) -> str | None:
+    """The file's text; ``error`` if it is too big, unreadable or not UTF-8. ``None`` for a
+    missing file when ``missing_ok``."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES[kind]:
+            raise error(f"{path}: {size} bytes, more than the {MAX_BYTES[kind]} a {kind} file may have")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise error(f"{path}: {kind} not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, not a {kind} file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {kind} file: {exc}") from None
+
+
+def parse(text: str, source: str, error: type[Exception], *, line: int | None = None, what: str = "JSON") -> Any:
+    """Strict JSON with bounded depth: ``error`` naming ``source`` and the line (``line`` when
+    ``text`` is that one line of the file), and the field of a non-finite number."""
+    if line is not None:
+        source = f"{source}:{line}"
+    try:
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite)
+    except json.JSONDecodeError as exc:
+        where = source if line is not None else f"{source}:{exc.lineno}"
+        raise error(f"{where}: not {what}: {exc.msg} (column {exc.colno})") from None
+    except _Invalid as exc:
+        raise error(f"{source}: invalid {what}: {exc}") from None
+    except RecursionError:
+        raise error(f"{source}: invalid {what}: nested more than {MAX_DEPTH} levels deep") from None
+    _walk(doc, source, error, what)
+    return doc
+
+
+def _walk(doc: Any, source: str, error: type[Exception], what: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and non-finite numbers, iteratively."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, _NonFinite):
+            raise error(f"{source}: invalid {what}: {field_path(path, doc)}: {value.text} is not a finite number")
+        if isinstance(value, (dict, list)):
+            if len(path) >= MAX_DEPTH:
+                raise error(f"{source}: invalid {what}: nested more than {MAX_DEPTH} levels deep at {field_path(path[:8], doc)}...")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((child, path + (key,)) for key, child in items)
+
+
+@lru_cache(maxsize=None)
+def _validator(kind: str) -> Any:
+    import jsonschema
+
+    text = resources.files("pytest_llmeval").joinpath(f"schemas/{KINDS[kind]}").read_text(encoding="utf-8")
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+def check(doc: Any, kind: str, source: str, error: type[Exception], *, what: str | None = None,
+          locate: Callable[[tuple[Any, ...]], int | None] | None = None) -> None:
+    """Validate ``doc`` against the kind's schema; ``error`` naming the first violation's
+    case (where the path has one) and field; ``locate`` gives the line of a path."""
+    validator = _validator(kind)
+    found = next(iter(sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])), None)
+    if found is None:
+        return
+    path = tuple(found.absolute_path)
+    line = locate(path) if locate is not None else None
+    if line is not None:
+        source = f"{source}:{line}"
+    message = found.message if len(found.message) <= 200 else found.message[:200] + "..."
+    raise error(f"{source}: {what or f'not a valid {kind}'}: {field_path(path, doc)}: {message}")
+
+
+def field_path(path: tuple[Any, ...], doc: Any = None) -> str:
+    """``("cases", "q1", "scores", "f1", 0)`` -> ``case 'q1' field scores.f1[0]``; in a report,
+    ``("suites", 0, "cases", 3, "scores")`` names the suite and case ids from ``doc``;
+    otherwise the slash path the schema error gave (``at run/options/alpha``)."""
+    parts = list(path)
+    prefix = ""
+    if len(parts) >= 2 and parts[0] == "cases" and isinstance(parts[1], str):  # a baseline
+        prefix, parts = f"case {parts[1]!r} ", parts[2:]
+    elif len(parts) >= 2 and parts[0] == "suites" and isinstance(parts[1], int) and isinstance(doc, dict):
+        suite = _get(doc, parts[:2])
+        if isinstance(suite, dict) and isinstance(suite.get("suite_id"), str):
+            prefix = f"suite {suite['suite_id']} "
+            if len(parts) >= 4 and parts[2] == "cases" and isinstance(parts[3], int):
+                case = _get(doc, parts[:4])
+                if isinstance(case, dict) and isinstance(case.get("case_id"), str):
+                    prefix += f"case {case['case_id']!r} "
+    shown = "/".join(str(p) for p in path) or "(top level)"
+    return f"{prefix}at {shown}"
+
+
+def _get(doc: Any, path: list[Any]) -> Any:
+    for part in path:
+        try:
+            doc = doc[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return doc
