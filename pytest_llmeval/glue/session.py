@@ -75,6 +75,7 @@ class EvalSession:
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
+        self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
         self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display)
         if not self.is_worker:
             self.progress.enter("start")  # from now on the report path never shows an older run's report
@@ -292,8 +293,10 @@ class EvalSession:
             self.progress.enter("prompt log")
             entries = prompt_log_entries(outcome, self.config.rootpath, self.prompt_registry)
             if entries:
-                PromptLog(settings.prompt_log).append(entries)
+                log = PromptLog(settings.prompt_log)
+                log.append(entries)
                 self.progress.wrote(settings.prompt_log)
+                self.file_warnings += log.warnings
         self.outcome = outcome
         reports = [report for suite in outcome.suites for report in gate_reports(suite)]
         session.testscollected += len(reports) // 3  # gates are test cases too: keeps progress at 100%
@@ -347,6 +350,8 @@ class EvalSession:
             terminalreporter.write_sep("=", f"llm-eval: shard {index}/{count}", bold=True)
             terminalreporter.write_line("the gate is deferred: merge the shard reports with `llm-eval merge`")
             return
+        for warning in self.file_warnings:
+            terminalreporter.write_line(f"llm-eval: warning: {warning}", yellow=True)
         if self.incomplete is not None:
             terminalreporter.write_sep("=", "llm-eval: run incomplete", yellow=True)
             terminalreporter.write_line(f"{self.incomplete}: no verdict is final")
