@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["KINDS", "MAX_BYTES", "MAX_DEPTH", "check", "field_path", "parse", "read_text"]
+__all__ = ["KINDS", "MAX_BYTES", "MAX_DEPTH", "JSONProblem", "check", "field_path", "loads_strict", "parse", "read_text"]
 
 KINDS = {
     "baseline": "baseline.schema.json",
@@ -50,7 +50,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Invalid(f"key {key!r} is given twice in one object (JSON keeps only the last value)")
+            raise _Invalid(f"key {key!r} is given twice in one object (JSON keeps only the last value)", key)
         out[key] = value
     return out
 
@@ -74,34 +74,54 @@ def read_text(path: Path, kind: str, error: type[Exception], *, missing_ok: bool
         raise error(f"{path}: cannot read {kind} file: {exc}") from None
 
 
-def parse(text: str, source: str, error: type[Exception], *, line: int | None = None, what: str = "JSON") -> Any:
-    """Strict JSON with bounded depth: ``error`` naming ``source`` and the line (``line`` when
-    ``text`` is that one line of the file), and the field of a non-finite number."""
-    if line is not None:
-        source = f"{source}:{line}"
+class JSONProblem(ValueError):
+    """Why :func:`loads_strict` refused a text: ``problem`` (a sentence), ``lineno`` of a
+    syntax error, ``key`` of a duplicate key, ``path`` of a non-finite number or deep node."""
+
+    def __init__(self, problem: str, *, lineno: int | None = None, key: str | None = None, path: tuple[Any, ...] = ()) -> None:
+        self.problem = problem
+        self.lineno = lineno
+        self.key = key
+        self.path = path
+        super().__init__(problem)
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that refuses NaN/Infinity, a key given twice in one object and nesting
+    deeper than :data:`MAX_DEPTH` (:class:`JSONProblem`)."""
     try:
         doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite)
     except json.JSONDecodeError as exc:
-        where = source if line is not None else f"{source}:{exc.lineno}"
-        raise error(f"{where}: not {what}: {exc.msg} (column {exc.colno})") from None
+        raise JSONProblem(f"not JSON: {exc.msg} (column {exc.colno})", lineno=exc.lineno) from None
     except _Invalid as exc:
-        raise error(f"{source}: invalid {what}: {exc}") from None
+        raise JSONProblem(f"invalid JSON: {exc.args[0]}", key=exc.args[1]) from None
     except RecursionError:
-        raise error(f"{source}: invalid {what}: nested more than {MAX_DEPTH} levels deep") from None
-    _walk(doc, source, error, what)
+        raise JSONProblem(f"invalid JSON: nested more than {MAX_DEPTH} levels deep") from None
+    _walk(doc)
     return doc
 
 
-def _walk(doc: Any, source: str, error: type[Exception], what: str) -> None:
+def parse(text: str, source: str, error: type[Exception], *, line: int | None = None) -> Any:
+    """:func:`loads_strict`, with ``error`` naming ``source`` and the line (``line`` when
+    ``text`` is that one line of the file) and the field of a non-finite number."""
+    try:
+        return loads_strict(text)
+    except JSONProblem as exc:
+        at = line if line is not None else exc.lineno
+        raise error(f"{source}:{at}: {exc.problem}" if at is not None else f"{source}: {exc.problem}") from None
+
+
+def _walk(doc: Any) -> None:
     """Refuse nesting deeper than MAX_DEPTH and non-finite numbers, iteratively."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
     while stack:
         value, path = stack.pop()
         if isinstance(value, _NonFinite):
-            raise error(f"{source}: invalid {what}: {field_path(path, doc)}: {value.text} is not a finite number")
+            raise JSONProblem(f"invalid JSON: {field_path(path, doc)}: {value.text} is not a finite number", path=path)
         if isinstance(value, (dict, list)):
             if len(path) >= MAX_DEPTH:
-                raise error(f"{source}: invalid {what}: nested more than {MAX_DEPTH} levels deep at {field_path(path[:8], doc)}...")
+                raise JSONProblem(f"invalid JSON: nested more than {MAX_DEPTH} levels deep at {field_path(path[:8], doc)}...",
+                                  path=path)
             items = value.items() if isinstance(value, dict) else enumerate(value)
             stack.extend((child, path + (key,)) for key, child in items)
 

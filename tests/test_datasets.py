@@ -591,7 +591,7 @@ def test_yaml_bad_rows_name_their_line(tmp_path):
         "- id: b\n  inputs: {1: x}\n": (4, "inputs", "identifier"),
         "- id: a\n  inputs: {}\n": (4, "id", "first used on line 2"),
         "- id: b\n  inputs: {}\n  must_pass: maybe\n": (4, "must_pass", "'maybe'"),
-        "- id: 2024-01-01\n  inputs: {}\n": (4, "id", "string or integer"),
+        "- id: [1]\n  inputs: {}\n": (4, "id", "string or integer"),
     }
     for tail, (line, field, fragment) in cases.items():
         error = load_error(write(tmp_path, "d.yaml", base + tail), "d.yaml")
