@@ -48,11 +48,13 @@ def _merge(args: argparse.Namespace) -> int:
     from .gate.baseline import BaselineStore
     from .reporting.markdown import render_markdown
     from .reporting.merge import merge_reports
+    from .reporting.progress import refuse_unsafe_outputs
     from .reporting.report import load_report, write_json
 
     try:
         if any(path.resolve() == args.output.resolve() for path in args.reports):
             raise LLMEvalError(f"{args.output}: the output is one of the reports to merge; write it elsewhere")
+        refuse_unsafe_outputs({"report": args.output, "markdown": args.markdown})
         reports = [(str(path), load_report(path)) for path in args.reports]
         root = args.rootdir.resolve()
         baseline_dir = args.baseline_dir if args.baseline_dir.is_absolute() else root / args.baseline_dir

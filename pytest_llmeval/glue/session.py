@@ -27,7 +27,7 @@ from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
 from ..providers import runtime
-from ..reporting.progress import RunProgress
+from ..reporting.progress import RunProgress, refuse_unsafe_outputs
 from ..reporting.report import build_report, run_block
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
@@ -78,6 +78,9 @@ class EvalSession:
         self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
         self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display)
         if not self.is_worker:
+            refuse_unsafe_outputs({"report": settings.report, "markdown": settings.markdown},
+                                  inputs={"prompt log": settings.prompt_log, "price file": settings.price_file},
+                                  folders={"prompts": settings.prompts_dir, "cache": settings.cache_dir})
             self.progress.enter("start")  # from now on the report path never shows an older run's report
 
     def _cache(self) -> Any:

@@ -9,7 +9,8 @@ incomplete with the phase it stopped in, and still lists the files it wrote.
 
 Test-only hook: with ``PYTEST_LLMEVAL_TEST_PAUSE="<phase>:<flag file>"`` in the
 environment, the process creates the flag file when it enters that phase and sleeps
-(up to ``PAUSE_SECONDS``), so a test can send Ctrl-C or SIGKILL at a known point. It is
+while the file exists (up to ``PAUSE_SECONDS``), so a test can send Ctrl-C or SIGKILL at
+a known point, or let another run go first and then delete the file. It is
 not an option for users and may change without notice. No pytest here.
 """
 
@@ -20,11 +21,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..errors import ConfigError
 from ..fileio import write_atomic
 from .markdown import render_markdown
 from .report import build_report, write_json
 
-__all__ = ["PAUSE_ENV", "PHASES", "RunProgress"]
+__all__ = ["PAUSE_ENV", "PHASES", "RunProgress", "refuse_unsafe_outputs"]
 
 PHASES = ("start", "cases", "gate", "baseline write", "prompt log", "report")
 PAUSE_ENV = "PYTEST_LLMEVAL_TEST_PAUSE"
@@ -89,6 +91,48 @@ class RunProgress:
             write_atomic(self.markdown, render_markdown(doc))
 
 
+_INPUT_SUFFIXES = (".jsonl", ".yaml", ".yml", ".csv", ".txt")
+_SIGNATURES = {"report": '{\n  "complete": ', "markdown": "## llm-eval: "}
+
+
+def refuse_unsafe_outputs(outputs: Mapping[str, Path | None], *, inputs: Mapping[str, Path | None] = {},
+                          folders: Mapping[str, Path | None] = {}) -> None:
+    """ConfigError, before anything is written, for an output path (``{"report": path,
+    "markdown": path}``) that could destroy an input: one of the ``inputs`` files (the
+    prompt log, ...), a file inside one of the ``folders`` (prompts, cache), a dataset or
+    prompt file by its suffix, the other output, or any existing file this plugin did not
+    write as that output (a dataset, a baseline: its first bytes say whose it is)."""
+    seen: dict[Path, str] = {}
+    for kind, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path).absolute()
+        flag = "--llm-eval-" + kind
+        if path in seen:
+            raise ConfigError(f"{flag} {path}: the same file as the {seen[path]} output")
+        seen[path] = kind
+        for name, other in inputs.items():
+            if other is not None and path == Path(other).absolute():
+                raise ConfigError(f"{flag} {path}: that is the run's {name}; refusing to overwrite it")
+        for name, folder in folders.items():
+            if folder is not None and path.is_relative_to(Path(folder).absolute()):
+                raise ConfigError(f"{flag} {path}: that is inside the {name} folder {folder}; write the {kind} elsewhere")
+        if path.suffix.lower() in _INPUT_SUFFIXES:
+            raise ConfigError(f"{flag} {path}: a {path.suffix} file is a dataset or prompt, not a {kind}; "
+                              f"name it {path.stem}{'.json' if kind == 'report' else '.md'}")
+        if path.is_dir():
+            raise ConfigError(f"{flag} {path}: is a folder")
+        if path.exists():
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    head = handle.read(64)
+            except OSError as exc:
+                raise ConfigError(f"{flag} {path}: cannot check the existing file: {exc}") from None
+            if head and not head.startswith(_SIGNATURES[kind]):
+                raise ConfigError(f"{flag} {path}: the file exists and is not a pytest-llmeval {kind} (a dataset, "
+                                  "baseline, prompt or cache file?); refusing to overwrite it")
+
+
 def _pause_for_tests(phase: str) -> None:
     """Test-only: see the module docstring."""
     spec = os.environ.get(PAUSE_ENV)
@@ -99,5 +143,5 @@ def _pause_for_tests(phase: str) -> None:
         return
     Path(flag).write_text(str(os.getpid()), encoding="utf-8")
     deadline = time.monotonic() + PAUSE_SECONDS
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and Path(flag).exists():
         time.sleep(0.05)
