@@ -1,8 +1,10 @@
 """The JSON report: one document per run, the contract with ``llm-eval-check``.
 
 Built from a :class:`~pytest_llmeval.core.run.RunOutcome` (or, for an interrupted run, from
-the case results so far, marked ``complete: false``), validated against the JSON Schema
-shipped in ``schemas/report.schema.json`` and written atomically. A report holds every
+the case results so far, marked ``complete: false``; what is written while a run is in
+progress is :mod:`~pytest_llmeval.reporting.progress`'s), validated against the JSON
+Schema shipped in ``schemas/report.schema.json`` (through :mod:`pytest_llmeval.validation`)
+and written atomically. A report holds every
 case result, so shard reports can be merged and re-judged as if the run had been one.
 """
 
@@ -22,7 +24,7 @@ from ..fileio import git_info, write_atomic
 from ..gate.verdicts import MetricVerdict
 from ..models import CaseResult, SuiteSpec
 
-__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "placeholder_report", "run_block",
+__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "run_block",
            "schema", "validate", "write_json"]
 
 SCHEMA_VERSION = 1
@@ -58,11 +60,6 @@ def build_report(
         "run": {**run, "incomplete_reason": incomplete},
         "suites": suites,
     }
-
-
-def placeholder_report(run: Mapping[str, Any]) -> dict[str, Any]:
-    """Written at the start of a run, so a run killed outright leaves no stale report."""
-    return build_report(run, incomplete="the run has not finished (still running, or killed)")
 
 
 def run_block(started_at: str, options: Mapping[str, Any], root: Path, versions: Mapping[str, str],
