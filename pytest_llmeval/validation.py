@@ -89,15 +89,23 @@ class JSONProblem(ValueError):
 def loads_strict(text: str) -> Any:
     """``json.loads`` that refuses NaN/Infinity, a key given twice in one object and nesting
     deeper than :data:`MAX_DEPTH` (:class:`JSONProblem`)."""
+    constants: list[str] = []
+
+    def constant(name: str) -> _NonFinite:
+        constants.append(name)
+        return _NonFinite(name)
+
     try:
-        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=_NonFinite)
+        doc = json.loads(text, object_pairs_hook=_pairs, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise JSONProblem(f"not JSON: {exc.msg} (column {exc.colno})", lineno=exc.lineno) from None
     except _Invalid as exc:
         raise JSONProblem(f"invalid JSON: {exc.args[0]}", key=exc.args[1]) from None
     except RecursionError:
         raise JSONProblem(f"invalid JSON: nested more than {MAX_DEPTH} levels deep") from None
-    _walk(doc)
+    _check_depth(doc)
+    if constants:
+        _find_non_finite(doc)
     return doc
 
 
@@ -111,19 +119,36 @@ def parse(text: str, source: str, error: type[Exception], *, line: int | None = 
         raise error(f"{source}:{at}: {exc.problem}" if at is not None else f"{source}: {exc.problem}") from None
 
 
-def _walk(doc: Any) -> None:
-    """Refuse nesting deeper than MAX_DEPTH and non-finite numbers, iteratively."""
+def _check_depth(doc: Any) -> None:
+    """Refuse nesting deeper than MAX_DEPTH, iteratively (only containers are visited)."""
+    stack: list[tuple[Any, int]] = [(doc, 0)] if type(doc) in (dict, list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth >= MAX_DEPTH:
+            path = _path_to(doc, lambda v, p: len(p) >= MAX_DEPTH and type(v) in (dict, list))
+            raise JSONProblem(f"invalid JSON: nested more than {MAX_DEPTH} levels deep at {field_path(path[:8], doc)}...",
+                              path=path)
+        for child in (value.values() if type(value) is dict else value):
+            if type(child) in (dict, list):
+                stack.append((child, depth + 1))
+
+
+def _find_non_finite(doc: Any) -> None:
+    path = _path_to(doc, lambda v, p: isinstance(v, _NonFinite))
+    raise JSONProblem(f"invalid JSON: {field_path(path, doc)}: {_get(doc, list(path)).text} is not a finite number", path=path)
+
+
+def _path_to(doc: Any, wanted: Callable[[Any, tuple[Any, ...]], bool]) -> tuple[Any, ...]:
+    """The path of the first node (depth first) for which ``wanted(node, path)`` holds."""
     stack: list[tuple[Any, tuple[Any, ...]]] = [(doc, ())]
     while stack:
         value, path = stack.pop()
-        if isinstance(value, _NonFinite):
-            raise JSONProblem(f"invalid JSON: {field_path(path, doc)}: {value.text} is not a finite number", path=path)
+        if wanted(value, path):
+            return path
         if isinstance(value, (dict, list)):
-            if len(path) >= MAX_DEPTH:
-                raise JSONProblem(f"invalid JSON: nested more than {MAX_DEPTH} levels deep at {field_path(path[:8], doc)}...",
-                                  path=path)
             items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack.extend((child, path + (key,)) for key, child in items)
+            stack.extend((child, path + (key,)) for key, child in reversed(list(items)))
+    return ()
 
 
 @lru_cache(maxsize=None)
@@ -138,6 +163,9 @@ def check(doc: Any, kind: str, source: str, error: type[Exception], *, what: str
           locate: Callable[[tuple[Any, ...]], int | None] | None = None) -> None:
     """Validate ``doc`` against the kind's schema; ``error`` naming the first violation's
     case (where the path has one) and field; ``locate`` gives the line of a path."""
+    fast = _FAST.get(kind)
+    if fast is not None and fast(doc):
+        return  # plainly valid: the schema would find nothing (see _FAST)
     validator = _validator(kind)
     found = next(iter(sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])), None)
     if found is None:
@@ -148,6 +176,43 @@ def check(doc: Any, kind: str, source: str, error: type[Exception], *, what: str
         source = f"{source}:{line}"
     message = found.message if len(found.message) <= 200 else found.message[:200] + "..."
     raise error(f"{source}: {what or f'not a valid {kind}'}: {field_path(path, doc)}: {message}")
+
+
+def _number_in(value: Any, low: float, high: float | None) -> bool:
+    return type(value) in (int, float) and low <= value and (high is None or value <= high)
+
+
+def _baseline_ok(doc: Any) -> bool:
+    """The baseline schema's rules in plain Python: True only for a document the schema
+    accepts (a test holds them to that), so the common case costs a loop, not a
+    jsonschema walk over every case; anything else goes to the schema for its message."""
+    if type(doc) is not dict or not {"format", "suite", "dataset", "fingerprint", "cases"} <= doc.keys() or not doc.keys() <= {
+            "format", "suite", "dataset", "fingerprint", "plugin_version", "prompts", "provenance", "cases"}:
+        return False
+    if doc["format"] != "pytest-llmeval-baseline/1" or not all(type(doc.get(k, "")) is str for k in ("suite", "dataset", "fingerprint", "plugin_version")):
+        return False
+    if not doc["suite"] or type(doc.get("provenance", {})) is not dict or type(doc.get("prompts", {})) is not dict:
+        return False
+    if not all(type(v) is list and all(type(x) is str for x in v) for v in doc.get("prompts", {}).values()):
+        return False
+    cases = doc["cases"]
+    if type(cases) is not dict:
+        return False
+    for entry in cases.values():
+        if type(entry) is not dict or not {"hash", "scores"} <= entry.keys() or not entry.keys() <= {"hash", "scores", "usage"}:
+            return False
+        scores, usage = entry["scores"], entry.get("usage", {})
+        if type(entry["hash"]) is not str or not entry["hash"] or type(scores) is not dict or type(usage) is not dict:
+            return False
+        for values in scores.values():
+            if type(values) is not list or not values or not all(_number_in(v, 0, 1) for v in values):
+                return False
+        if not all(_number_in(v, 0, None) for v in usage.values()):
+            return False
+    return True
+
+
+_FAST = {"baseline": _baseline_ok}
 
 
 def field_path(path: tuple[Any, ...], doc: Any = None) -> str:

@@ -97,6 +97,16 @@ def test_fuzzed_baselines_load_or_are_a_corrupt_baseline_naming_the_file(tmp_pat
         assert all(values for values in case.scores.values())
 
 
+@FUZZ
+@given(data=st.data())
+def test_the_fast_baseline_check_never_accepts_what_the_schema_refuses(data):
+    from pytest_llmeval.validation import _baseline_ok, _validator
+
+    doc = _mutate(_baseline_doc(), data)
+    if _baseline_ok(doc):
+        assert not list(_validator("baseline").iter_errors(doc))
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda d: d["cases"]["c1"].update(scores=[1.0]), ":10: corrupt baseline (not a valid baseline: case 'c1' at cases/c1/scores: [1.0] is not of type 'object')"),
     (lambda d: d.update(cases=[]), "at cases: [] is not of type 'object'"),
