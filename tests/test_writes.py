@@ -62,7 +62,7 @@ def test_output_paths_that_are_inputs_are_refused_at_start_up(project):
         ("--llm-eval-report=data.jsonl",): "a .jsonl file is a dataset or prompt, not a report",
         (f"--llm-eval-report={BASELINE}",): "the file exists and is not a pytest-llmeval report",
         ("--llm-eval-report=notes.json",): "the file exists and is not a pytest-llmeval report",
-        ("--llm-eval-report=prompts/r.json",): "inside the prompts folder",
+        ("--llm-eval-markdown=prompts/answer.yaml",): "a .yaml file is a dataset or prompt, not a markdown",
         ("--llm-eval-report=.llm-eval/cache/r.json",): "inside the cache folder",
         ("--llm-eval-report=.llm-eval/prompt-log.jsonl",): "that is the run's prompt log; refusing to overwrite it",
         ("--llm-eval-report=r.json", "--llm-eval-markdown=r.json"): "the same file as the report output",

@@ -80,7 +80,7 @@ class EvalSession:
         if not self.is_worker:
             refuse_unsafe_outputs({"report": settings.report, "markdown": settings.markdown},
                                   inputs={"prompt log": settings.prompt_log, "price file": settings.price_file},
-                                  folders={"prompts": settings.prompts_dir, "cache": settings.cache_dir})
+                                  folders={"cache": settings.cache_dir})
             self.progress.enter("start")  # from now on the report path never shows an older run's report
 
     def _cache(self) -> Any:

@@ -99,8 +99,8 @@ def refuse_unsafe_outputs(outputs: Mapping[str, Path | None], *, inputs: Mapping
                           folders: Mapping[str, Path | None] = {}) -> None:
     """ConfigError, before anything is written, for an output path (``{"report": path,
     "markdown": path}``) that could destroy an input: one of the ``inputs`` files (the
-    prompt log, ...), a file inside one of the ``folders`` (prompts, cache), a dataset or
-    prompt file by its suffix, the other output, or any existing file this plugin did not
+    prompt log, ...), a file inside one of the ``folders`` (the response cache), a dataset
+    or prompt file by its suffix, the other output, or any existing file this plugin did not
     write as that output (a dataset, a baseline: its first bytes say whose it is)."""
     seen: dict[Path, str] = {}
     for kind, path in outputs.items():
