@@ -48,9 +48,13 @@ def _merge(args: argparse.Namespace) -> int:
     from .gate.baseline import BaselineStore
     from .reporting.markdown import render_markdown
     from .reporting.merge import merge_reports
+    from .reporting.progress import refuse_unsafe_outputs
     from .reporting.report import load_report, write_json
 
     try:
+        if any(path.resolve() == args.output.resolve() for path in args.reports):
+            raise LLMEvalError(f"{args.output}: the output is one of the reports to merge; write it elsewhere")
+        refuse_unsafe_outputs({"report": args.output, "markdown": args.markdown})
         reports = [(str(path), load_report(path)) for path in args.reports]
         root = args.rootdir.resolve()
         baseline_dir = args.baseline_dir if args.baseline_dir.is_absolute() else root / args.baseline_dir
@@ -79,10 +83,13 @@ def _prompts(args: argparse.Namespace) -> int:
     try:
         registry = PromptRegistry(args.dir)
         current = {name: registry.get(name) for name in registry.names()}
-        entries = PromptLog(args.log).entries()
+        log = PromptLog(args.log)
+        entries = log.entries()
     except LLMEvalError as exc:
         print(f"llm-eval prompts: {exc}", file=sys.stderr)
         return 2
+    for warning in log.warnings:
+        print(f"llm-eval prompts: warning: {warning}", file=sys.stderr)
     versions: dict[tuple[str, str], list[dict]] = {}
     for entry in entries:
         versions.setdefault((entry["name"], entry["version"]), []).append(entry)

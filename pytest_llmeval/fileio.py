@@ -1,33 +1,119 @@
-"""Small file and repository helpers shared by the baseline store and the report.
+"""Small file and repository helpers shared by the baseline store, the prompt log and the report.
 
-``write_atomic`` writes through a temporary file in the same folder and ``os.replace``,
-so a reader sees the old file or the new one, never half of one, and an interrupted
-write leaves nothing behind. ``git_info`` says which commit and branch a run came from.
+``write_atomic`` writes through a hidden temporary file (``.<name>.<random>.tmp``) in the
+same folder and ``os.replace``, so a reader sees the old file or the new one, never half
+of one; the new file keeps the permissions of the file it replaces (or of its folder's
+other files). A process killed mid-write can leave its temporary file behind: the
+plugin's folders carry a ``.gitignore`` (:func:`ensure_gitignore`) so it is never
+committed, and :func:`clean_stale_temps` removes it on the next run. :func:`file_lock`
+serialises read-merge-write cycles of two runs (the ``filelock`` library, imported when
+used). ``git_info`` says which commit and branch a run came from.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["git_info", "write_atomic"]
+__all__ = ["GITIGNORE", "LOCK_TIMEOUT", "clean_stale_temps", "ensure_gitignore", "file_lock", "file_mode", "git_info",
+           "write_atomic"]
+
+LOCK_TIMEOUT = 120.0  # seconds a writer waits for another run's lock before giving up
+STALE_SECONDS = 600.0  # a temporary file this old belongs to no live write
+GITIGNORE = """# Written by pytest-llmeval: temporary files of interrupted writes, lock files and
+# set-aside fragments of the prompt log are never to be committed.
+.*.tmp
+.*.lock
+*.partial
+"""
+
+
+def file_mode(path: Path) -> int:
+    """Permission bits for a new or replaced ``path``: the existing file's, else those of
+    another file in its folder, else what the umask gives (as ``open`` would)."""
+    path = Path(path)
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    try:
+        for sibling in sorted(path.parent.iterdir()):
+            if not sibling.name.startswith(".") and sibling.is_file():
+                return stat.S_IMODE(sibling.stat().st_mode)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def ensure_gitignore(folder: Path) -> None:
+    """Give ``folder`` a ``.gitignore`` for the plugin's temporary and lock files, unless it
+    has one (a user's own file is never changed)."""
+    path = Path(folder) / ".gitignore"
+    if not path.exists():
+        write_atomic(path, GITIGNORE)
+
+
+def clean_stale_temps(folder: Path, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove ``.*.tmp`` files under ``folder`` left by writes killed more than
+    ``older_than`` seconds ago (a live write's temporary file is younger). Returns them."""
+    removed = []
+    cutoff = time.time() - older_than
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                candidate = Path(dirpath) / name
+                try:
+                    if candidate.stat().st_mtime < cutoff:
+                        candidate.unlink()
+                        removed.append(candidate)
+                except OSError:
+                    continue
+    return removed
+
+
+@contextmanager
+def file_lock(path: Path, what: str, error: type[Exception], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    """Hold the lock file ``path`` (another process holding it: wait up to ``timeout``
+    seconds, then ``error`` saying ``what`` was locked). Re-entrant within one thread."""
+    import filelock
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path), timeout=timeout, is_singleton=True)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise error(f"{path}: another run has held the lock on {what} for {timeout:g} s; wait for it to finish "
+                    "(or delete the lock file if no run is left)") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def git_info(root: Path) -> dict[str, str]:

@@ -192,42 +192,95 @@ def recording_prompts(used: dict[str, str]) -> Iterator[None]:
         _USED.reset(token)
 
 
+class _CorruptLine(PromptError):
+    def __init__(self, message: str) -> None:
+        where, sep, problem = message.partition(": ")
+        super().__init__(f"{where}: corrupt prompt log line ({problem})" if sep else message)
+
+
 class PromptLog:
     """The append-only log of prompt versions and their blessed results (JSON lines).
 
     Each line: ``{"name", "version", "label", "suite", "verdict", "metrics": {metric:
-    mean}, "at", "commit"}``. A version's first line is when it was first seen.
+    mean}, "at", "commit"}`` (``schemas/prompt-log-entry.schema.json``). A version's first
+    line is when it was first seen.
+
+    Appends are whole lines, written under a lock (``.<log name>.lock`` beside the log), so
+    two runs never interleave or lose entries. A write killed midway leaves a partial last
+    line: the next append moves it to ``<log>.partial`` (and says so in
+    :attr:`set_aside`) rather than gluing the new entry onto it; reading skips it and says
+    so in :attr:`warnings`. Any other bad line is a PromptError naming the line and field.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.warnings: list[str] = []
+        self.set_aside: Path | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.lock")
 
     def append(self, entries: list[Mapping[str, Any]]) -> None:
         if not entries:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(dict(entry), sort_keys=True, ensure_ascii=False) + "\n" for entry in entries)
-        # One write of whole lines in append mode: concurrent writers interleave lines, not bytes.
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(lines)
+        from .fileio import file_lock
+
+        lines = "".join(json.dumps(dict(entry), sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n" for entry in entries)
+        with file_lock(self.lock_path, f"the prompt log {self.path}", PromptError):
+            self._set_aside_partial_line()
+            # One write of whole lines in append mode, under the lock.
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(lines)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def _set_aside_partial_line(self) -> None:
+        """Move a last line without its newline (a killed write) to ``<log>.partial``."""
+        try:
+            handle = open(self.path, "r+b")
+        except FileNotFoundError:
+            return
+        with handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(max(0, size - 1))
+            if handle.read(1) == b"\n":
+                return
+            handle.seek(0)
+            data = handle.read()
+            cut = data.rfind(b"\n") + 1
+            aside = self.path.with_name(self.path.name + ".partial")
+            with open(aside, "ab") as out:
+                out.write(data[cut:] + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+            handle.truncate(cut)
             handle.flush()
             os.fsync(handle.fileno())
+        self.set_aside = aside
+        line = data.count(b"\n") + 1
+        self.warnings.append(f"{self.path}:{line}: a partial last line ({size - cut} bytes, from an "
+                             f"interrupted write) was moved to {aside}")
 
     def entries(self) -> list[dict[str, Any]]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        """The log's entries; a partial last line is skipped (see :attr:`warnings`)."""
+        from .validation import check, parse, read_text
+
+        text = read_text(self.path, "prompt-log", PromptError, missing_ok=True)
+        if text is None:
             return []
+        lines = text.split("\n")
         entries = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise PromptError(f"{self.path}:{number}: corrupt prompt log line: {exc.msg}") from None
-            if not isinstance(entry, dict) or not {"name", "version"} <= set(entry):
-                raise PromptError(f"{self.path}:{number}: a prompt log line needs at least name and version")
+            if number == len(lines):  # no newline after it: a write that never finished
+                self.warnings.append(f"{self.path}:{number}: partial last line (an interrupted write) skipped")
+                continue
+            entry = parse(line, str(self.path), _CorruptLine, line=number)
+            check(entry, "prompt-log", f"{self.path}:{number}", _CorruptLine, what="not a valid entry")
             entries.append(entry)
         return entries
 

@@ -297,7 +297,22 @@ def _usage_incomplete(runs: Runs) -> str:
             """,
     })
     out = runs.run(folder, "--llm-eval", "-x")
-    return section(out, r"llm-eval: run incomplete", r"no gate was run")
+    return section(out, r"llm-eval: run incomplete", r"no verdict is final")
+
+
+@recipe("usage-yaml-surprise")
+def _usage_yaml_surprise(runs: Runs) -> str:
+    folder = runs.project("yaml-surprise", {
+        "d.yaml": "- id: a\n  inputs: {q: x}\n  expected: yes\n- id: b\n  inputs:\n    answer: yes\n",
+        "test_d.py": """
+            import pytest
+
+            @pytest.mark.llm_eval(dataset="d.yaml", scorers=["contains"])
+            def test_d(llm_case, llm_eval):
+                llm_eval.score("yes")
+            """,
+    })
+    return grep(runs.run(folder, "--llm-eval"), r"^d\.yaml:6: ")
 
 
 @recipe("gate-threshold-fail")

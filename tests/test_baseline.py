@@ -74,12 +74,12 @@ def test_missing_file_is_none(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("{not json", "invalid JSON"),
+        ("{not json", ":1: corrupt baseline (not JSON"),
         ('{"format": "something-else/9"}', "unknown format"),
         (json.dumps({"format": FORMAT, "suite": "other.py::t", "dataset": "d", "fingerprint": "f", "cases": {}}), "belongs to suite"),
         (json.dumps({"format": FORMAT, "suite": SUITE, "dataset": "d", "fingerprint": "f"}), "'cases'"),
-        (json.dumps({"format": FORMAT, "suite": SUITE, "dataset": "d", "fingerprint": "f", "cases": {"a": {"hash": "h", "scores": {"m": ["x"]}}}}), "could not convert"),
-        (json.dumps({"format": FORMAT, "suite": SUITE, "dataset": "d", "fingerprint": "f", "cases": {"a": {"hash": "h", "scores": {"m": []}}}}), "no values"),
+        (json.dumps({"format": FORMAT, "suite": SUITE, "dataset": "d", "fingerprint": "f", "cases": {"a": {"hash": "h", "scores": {"m": ["x"]}}}}), "case 'a' at cases/a/scores/m/0: 'x' is not of type 'number'"),
+        (json.dumps({"format": FORMAT, "suite": SUITE, "dataset": "d", "fingerprint": "f", "cases": {"a": {"hash": "h", "scores": {"m": []}}}}), "case 'a' at cases/a/scores/m: [] should be non-empty"),
     ],
 )
 def test_corrupt_baselines_are_errors_naming_the_file(tmp_path, content, message):
@@ -89,7 +89,7 @@ def test_corrupt_baselines_are_errors_naming_the_file(tmp_path, content, message
     path.write_text(content)
     with pytest.raises(BaselineError) as info:
         store.load(SUITE)
-    assert str(path) in str(info.value) and message in str(info.value)
+    assert str(path) in str(info.value) and message in str(info.value) and "corrupt baseline" in str(info.value)
 
 
 def test_merge_updates_and_prunes_only_when_told(tmp_path):

@@ -123,8 +123,9 @@ def test_write_mode_rerecords(tmp_path):
     key = cache_key(REQUEST)
     cache = ResponseCache(tmp_path, "write")
     cache.store(key, REQUEST, RESPONSE)
-    cache.store(key, REQUEST, {"new": True})
-    assert ResponseCache(tmp_path, "read").lookup(key) == {"new": True}
+    new = {"choices": [{"message": {"role": "assistant", "content": "new"}}]}
+    cache.store(key, REQUEST, new)
+    assert ResponseCache(tmp_path, "read").lookup(key) == new
     assert cache.writes == 2
 
 
@@ -153,10 +154,21 @@ def test_strict_miss_message(tmp_path):
 
 
 @pytest.mark.parametrize(("content", "problem"), [
-    ("{not json", "invalid JSON"),
-    ("[]", "expected a JSON object"),
+    ("{not json", ":1: corrupt cache entry (not JSON"),
+    ("[]", "at (top level): [] is not of type 'object'"),
     (json.dumps({"key": "0" * 64, "request": {}, "response": {}}), "holds key '000000000000'"),
-    (json.dumps({"key": "KEY", "request": {}}), "no 'response' object"),
+    (json.dumps({"key": "KEY", "request": {}}), "'response' is a required property"),
+    # The answer of one of the plugin's clients must have its protocol's shape.
+    (json.dumps({"key": "KEY", "request": REQUEST, "response": {"choices": []}}), "at response/choices: [] should be non-empty"),
+    (json.dumps({"key": "KEY", "request": REQUEST, "response": {"choices": [{"message": {"content": 5}}]}}),
+     "at response/choices/0/message/content: 5 is not of type 'string', 'null'"),
+    (json.dumps({"key": "KEY", "request": REQUEST, "response": {**RESPONSE, "usage": {"prompt_tokens": -1}}}),
+     "at response/usage/prompt_tokens: -1 is less than the minimum of 0"),
+    (json.dumps({"key": "KEY", "request": {**REQUEST, "provider": "anthropic"}, "response": RESPONSE}),
+     "'content' is a required property"),
+    ('{"key": "KEY", "request": {}, "response": {"x": NaN}}', "at response/x: NaN is not a finite number"),
+    ('{"key": "KEY", "key": "KEY", "request": {}, "response": {}}', "key 'key' is given twice"),
+    ('{"key": "KEY", "request": {}, "response": ' + "[" * 5000 + "]" * 5000 + "}", "nested more than 100 levels deep"),
 ])
 def test_corrupt_entry_names_the_file(tmp_path, content, problem):
     key = cache_key(REQUEST)

@@ -30,7 +30,7 @@ from pytest_llmeval.check.canary import CanaryPolicy, cases_needed, decide, rend
 from pytest_llmeval.check.cli import main
 from pytest_llmeval.check.findings import render_text
 from pytest_llmeval.prompts import prompt_version
-from pytest_llmeval.reporting.report import validate
+from pytest_llmeval.reporting.report import ReportError, validate
 from pytest_llmeval.testing import LoopbackLLMServer
 
 N_CASES = 500
@@ -551,9 +551,11 @@ def test_canary_unusable_questions_exit_2(project, report, tmp_path):
     with pytest.raises(CanaryError, match="the config has no canary section"):
         CanaryPolicy.from_config(parse_config(SEED))
     odd = _pair_only(report, 5)
-    suite(odd, GPT4O)["cases"][0]["scores"]["relevance"] = 2.0  # valid JSON, but no score
+    suite(odd, GPT4O)["cases"][0]["scores"]["relevance"] = 2.0  # valid JSON, but no score: the schema refuses it
+    with pytest.raises(ReportError, match=r"case 'g0000' at suites/\d/cases/0/scores/relevance: 2.0 is greater than the maximum of 1"):
+        still_valid(odd)
     with pytest.raises(CanaryError, match=r"metric relevance: current\[0\] = 2.0 is not a score in \[0, 1\]"):
-        decide(still_valid(odd), CLAUDE, GPT4O, POLICY)
+        decide(odd, CLAUDE, GPT4O, POLICY)  # and a document that skipped validation is still refused
     (project / "broken.yaml").write_text(FULL.replace("[5, 25, 50, 100]", "[5, 50, 25, 100]"))
     code, out = run_cli(project / "broken.yaml", "--canary", "--report", tmp_path / "s.json", "--control", CLAUDE,
                         "--candidate", GPT4O)

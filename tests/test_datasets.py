@@ -591,7 +591,7 @@ def test_yaml_bad_rows_name_their_line(tmp_path):
         "- id: b\n  inputs: {1: x}\n": (4, "inputs", "identifier"),
         "- id: a\n  inputs: {}\n": (4, "id", "first used on line 2"),
         "- id: b\n  inputs: {}\n  must_pass: maybe\n": (4, "must_pass", "'maybe'"),
-        "- id: 2024-01-01\n  inputs: {}\n": (4, "id", "string or integer"),
+        "- id: [1]\n  inputs: {}\n": (4, "id", "string or integer"),
     }
     for tail, (line, field, fragment) in cases.items():
         error = load_error(write(tmp_path, "d.yaml", base + tail), "d.yaml")
@@ -773,3 +773,101 @@ def test_content_hash_same_for_same_row_in_any_format(tmp_path):
 def test_content_hash_of_yaml_expected_with_mixed_keys(tmp_path):
     (case,) = load_dataset(write(tmp_path, "d.yaml", "- id: a\n  inputs: {}\n  expected: {200: ok, error: none}\n")).cases
     assert len(case.content_hash) == 12
+
+
+# --------------------------------------------------------------------------- what the user wrote
+
+
+def test_yaml_1_1_surprises_keep_the_written_text_where_a_string_is_expected(tmp_path):
+    text = (
+        "- id: 010\n  inputs: {q: 'a'}\n  expected: yes\n  tags: [on, 'x']\n  context: off\n"
+        "- id: b\n  inputs: {q: 'b'}\n  expected: NO\n  must_pass: yes\n"
+        "- id: c\n  inputs: {q: 'c'}\n  expected: 1.10\n  must_pass: off\n"
+        "- id: d\n  inputs: {q: 'd'}\n  expected: {time: 1:30, day: 2024-01-02, hex: 0x1F}\n"
+        "- id: e\n  inputs: {q: 'e', n: 10, x: 0.5, flag: true}\n  expected: true\n"
+    )
+    cases = {case.id: case for case in load_dataset(write(tmp_path, "d.yaml", text)).cases}
+    assert list(cases) == ["010", "b", "c", "d", "e"]
+    assert cases["010"].expected == "yes" and cases["010"].tags == ("on", "x") and cases["010"].context == "off"
+    assert cases["b"].expected == "NO" and cases["b"].must_pass is True
+    assert cases["c"].expected == "1.10" and cases["c"].must_pass is False
+    assert cases["d"].expected == {"time": "1:30", "day": "2024-01-02", "hex": "0x1F"}
+    assert cases["e"].expected is True and cases["e"].inputs == {"q": "e", "n": 10, "x": 0.5, "flag": True}
+    assert all(type(case.id) is str and type(case.expected) in (str, bool, dict) for case in cases.values())
+
+
+@pytest.mark.parametrize(("row", "line", "field", "meaning"), [
+    ("- id: a\n  inputs:\n    answer: yes\n", 3, "inputs.answer", "the boolean True"),
+    ("- id: a\n  inputs: {n: 010}\n", 2, "inputs.n", "the integer 8"),
+    ("- id: a\n  inputs: {items: [1, 1:30]}\n", 2, "inputs.items[1]", "the integer 90"),
+    ("- id: a\n  inputs: {}\n  metadata: {version: 1.10}\n", 3, "metadata.version", "the number 1.1"),
+    ("- id: a\n  inputs: {day: 2024-01-02}\n", 2, "inputs.day", "the date 2024-01-02"),
+])
+def test_yaml_1_1_surprises_in_inputs_and_metadata_are_refused_with_a_hint(tmp_path, row, line, field, meaning):
+    error = load_error(write(tmp_path, "d.yaml", row), "d.yaml")
+    assert (error.line, error.field) == (line, field)
+    assert f"is read by YAML 1.1 as {meaning}" in str(error) and "quote it" in str(error)
+    quoted = load_dataset(write(tmp_path, "q.yaml", row.replace(": yes", ": 'yes'").replace("010", "'010'")
+                                .replace("1:30", "'1:30'").replace("1.10", "'1.10'").replace("2024-01-02", "'2024-01-02'")))
+    assert quoted.cases[0].id == "a"  # quoted, the same row loads
+
+
+@pytest.mark.parametrize(("name", "content", "line", "key"), [
+    ("d.yaml", "- id: a\n  inputs: {}\n  id: b\n", 3, "id"),
+    ("d.yaml", "- id: a\n  inputs:\n    q: 1\n    q: 2\n", 4, "q"),
+    ("d.yaml", "cases:\n  - id: a\n    inputs: {}\ncases: []\n", 4, "cases"),
+    ("d.jsonl", '{"id": "a", "inputs": {}}\n{"id": "b", "inputs": {"q": 1, "q": 2}}\n', 2, "q"),
+    ("d.jsonl", '{"id": "a", "expected": "x", "inputs": {}, "expected": "y"}\n', 1, "expected"),
+])
+def test_a_key_given_twice_names_file_line_and_key(tmp_path, name, content, line, key):
+    error = load_error(write(tmp_path, name, content), name)
+    assert (error.path, error.line, error.field) == (name, line, key)
+    assert "given twice" in str(error)
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path):
+    text = "defaults: &d {inputs: {q: 1}, expected: x}\ncases:\n  - <<: *d\n    id: a\n  - <<: *d\n    id: b\n    expected: y\n"
+    cases = load_dataset(write(tmp_path, "d.yaml", text)).cases
+    assert [(c.id, c.inputs, c.expected) for c in cases] == [("a", {"q": 1}, "x"), ("b", {"q": 1}, "y")]
+
+
+def _laughs(levels: int) -> str:
+    lines = ['a0: &a0 "lol"']
+    for level in range(1, levels + 1):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]")
+    return "\n".join(lines) + f"\ncases:\n  - id: x\n    inputs: {{q: *a{levels}}}\n"
+
+
+@pytest.mark.parametrize("levels", [8, 9])
+def test_billion_laughs_fails_fast(tmp_path, levels):
+    import time
+
+    path = write(tmp_path, "d.yaml", _laughs(levels))
+    assert len(path.read_bytes()) < 600  # a few hundred bytes
+    started = time.perf_counter()
+    error = load_error(path, "d.yaml")
+    assert time.perf_counter() - started < 2.0
+    assert "aliases expand the document to" in str(error) and "billion laughs" in str(error)
+
+
+def test_modest_alias_use_is_fine(tmp_path):
+    rows = "".join(f"  - id: r{i}\n    inputs: *shared\n" for i in range(200))
+    cases = load_dataset(write(tmp_path, "d.yaml", "shared: &shared {q: hello, n: 1}\ncases:\n" + rows)).cases
+    assert len(cases) == 200 and cases[0].inputs is not cases[1].inputs and cases[199].inputs == {"q": "hello", "n": 1}
+
+
+@pytest.mark.parametrize(("name", "content", "line", "fragment"), [
+    ("d.yaml", "- id: a\n  inputs: {q: " + "[" * 150 + "]" * 150 + "}\n", None, "nested more than 100 levels deep"),
+    ("d.yaml", "- id: a\n  inputs: {q: " + "[" * 100_000 + "]" * 100_000 + "}\n", None, "nested more than 100 levels deep"),
+    ("d.yaml", "- &row\n  id: a\n  inputs: {self: *row}\n", 1, "refers to a mapping or list that contains it"),
+    ("d.jsonl", '{"id": "a", "inputs": {}}\n{"id": "b", "inputs": {"q": ' + "[" * 150 + "]" * 150 + "}}\n", 2,
+     "nested more than 100 levels deep"),
+    ("d.jsonl", '{"id": "a", "inputs": {}}\n{"id": "b", "inputs": {"q": ' + "[" * 100_000 + "]" * 100_000 + "}}\n", 2,
+     "nested more than 100 levels deep"),
+    ("d.jsonl", '{"id": "a", "inputs": {"x": NaN}}\n', 1, "NaN is not a finite number"),
+])
+def test_deep_nesting_and_self_reference_name_the_file_not_a_traceback(tmp_path, name, content, line, fragment):
+    error = load_error(write(tmp_path, name, content), name)
+    assert error.path == name and fragment in str(error)
+    if line is not None:
+        assert error.line == line

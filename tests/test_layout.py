@@ -22,7 +22,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "pytest_llmeval"
 
 # Layers from the bottom. "" is the package's top-level modules of that rank.
 LAYERS: dict[str, int] = {
-    "errors": 0, "fileio": 0, "models": 0, "prompts": 0,
+    "errors": 0, "fileio": 0, "models": 0, "prompts": 0, "validation": 0,
     "providers": 1, "testing": 1,
     "scorers": 2,
     "gate": 3,

@@ -69,8 +69,8 @@ def test_rendering_checks_variables_and_records_the_version(tmp_path):
 
 def test_prompt_log_is_append_only_and_corruption_is_reported(tmp_path):
     log = PromptLog(tmp_path / "log.jsonl")
-    log.append([{"name": "a", "version": "1"}])
-    log.append([{"name": "a", "version": "2"}])
+    log.append([{"name": "a", "version": "1", "at": "2026-01-01T00:00:00+00:00"}])
+    log.append([{"name": "a", "version": "2", "at": "2026-01-02T00:00:00+00:00"}])
     assert [e["version"] for e in log.entries()] == ["1", "2"]
     (tmp_path / "log.jsonl").write_text((tmp_path / "log.jsonl").read_text() + "{oops\n")
     with pytest.raises(PromptError, match="log.jsonl:3: corrupt prompt log line"):

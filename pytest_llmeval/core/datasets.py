@@ -3,6 +3,13 @@
 Loading is deterministic (file order), so xdist workers collect identical items. Every
 problem is a :class:`~pytest_llmeval.errors.DatasetError` naming the file, the line and
 the field. PyYAML is imported only when a YAML file is read.
+
+A dataset means what the user wrote: a key given twice in one JSON object or YAML mapping
+is an error, JSON rows are strict (no NaN, nesting bounded), and in YAML a plain scalar
+that YAML 1.1 would change (``yes``, ``010``, ``1.10``, ...; see
+:mod:`~pytest_llmeval.core.yamlrows`) is kept as the written text in ``id``, ``expected``,
+``context`` and ``tags``, read as a boolean in ``must_pass``, and refused in ``inputs``
+and ``metadata`` (whose types only the app knows) with a hint to quote it.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import Any, Iterator
 
 from ..errors import DatasetError
 from ..models import Case
+from ..validation import JSONProblem, loads_strict
+from .yamlrows import Written, yaml_rows
 
 __all__ = ["Dataset", "ROW_FIELDS", "SUFFIXES", "load_dataset"]
 
@@ -63,7 +72,7 @@ def load_dataset(path: str | Path, name: str | None = None) -> Dataset:
     elif suffix == ".csv":
         rows = _csv_rows(shown, text)
     else:
-        rows = _yaml_rows(shown, text)
+        rows = yaml_rows(shown, text)
 
     cases: list[Case] = []
     first_line: dict[str, int | None] = {}
@@ -86,36 +95,10 @@ def _jsonl_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
         if not raw.strip():
             continue
         try:
-            yield number, json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(shown, number, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-
-
-def _yaml_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
-    import yaml
-
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise DatasetError(shown, line, None, f"invalid YAML: {exc.problem or exc.context}") from None
-    except yaml.YAMLError as exc:
-        raise DatasetError(shown, None, None, f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    if data is None:
-        return
-    if isinstance(data, dict) and "cases" in data:
-        # Also accept a mapping with the rows under `cases:`.
-        root = next(value for key, value in root.value if key.value == "cases")
-        data = data["cases"]
-    if not isinstance(data, list):
-        raise DatasetError(shown, 1, None, "a YAML dataset must be a list of rows (or a mapping with a `cases:` list)")
-    for node, row in zip(root.value, data):
-        yield node.start_mark.line + 1, row
+            yield number, loads_strict(raw)
+        except JSONProblem as exc:
+            field = exc.key if exc.key is not None else "/".join(map(str, exc.path)) or None
+            raise DatasetError(shown, number, field, exc.problem.replace("not JSON: ", "invalid JSON: ", 1)) from None
 
 
 def _csv_rows(shown: str, text: str) -> Iterator[tuple[int, Any]]:
@@ -184,6 +167,13 @@ def _case_from_row(shown: str, line: int, row: Any) -> Case:
         suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; known fields: {', '.join(ROW_FIELDS)}"
         raise DatasetError(shown, line, key, "unknown field" + suggestion)
 
+    _refuse_written(shown, row.get("inputs"), "inputs")
+    _refuse_written(shown, row.get("metadata"), "metadata")
+    must_pass = row.get("must_pass", False)
+    if isinstance(must_pass, Written) and isinstance(must_pass.value, bool):
+        must_pass = must_pass.value  # a boolean is expected: yes/no/on/off mean what YAML 1.1 says
+    row = {key: _as_text(value) for key, value in row.items()}
+
     case_id = row.get("id")
     if case_id is None or case_id == "":
         raise DatasetError(shown, line, "id", "missing: every row needs a stable, unique id")
@@ -211,7 +201,6 @@ def _case_from_row(shown: str, line: int, row: Any) -> Case:
     if not _is_str_list(tags):
         raise DatasetError(shown, line, "tags", "must be a list of strings")
 
-    must_pass = row.get("must_pass", False)
     if not isinstance(must_pass, bool):
         raise DatasetError(shown, line, "must_pass", f"must be true or false, got {must_pass!r}")
 
@@ -229,6 +218,31 @@ def _case_from_row(shown: str, line: int, row: Any) -> Case:
         metadata=metadata,
         line=line,
     )
+
+
+def _refuse_written(shown: str, value: Any, where: str) -> None:
+    """A YAML scalar YAML 1.1 would change, in a field whose type only the app knows: refused."""
+    if isinstance(value, Written):
+        raise DatasetError(shown, value.line, where, f"unquoted {str(value)!r} is read by YAML 1.1 as {value.meaning()}; "
+                                                     f"quote it ('{value}') if you mean the text, or write the value plainly "
+                                                     "(true/false, 8, 1.1) if you mean that")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_written(shown, item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_written(shown, item, f"{where}[{index}]")
+
+
+def _as_text(value: Any) -> Any:
+    """Written scalars as plain ``str`` (where a string is expected, the text wins)."""
+    if isinstance(value, Written):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_text(item) for item in value]
+    return value
 
 
 def _is_str_list(value: Any) -> bool:

@@ -121,15 +121,32 @@ class EvalRun:
         provenance: Callable[[], Mapping[str, Any]] = dict,
     ) -> RunOutcome:
         """Judge every suite; in update mode also write the baselines."""
+        outcome = self.judge(store, policy, update=update)
+        if update:
+            self.write_baselines(outcome, store, plugin_version=plugin_version, provenance=provenance)
+        return outcome
+
+    def judge(self, store: BaselineStore, policy: GatePolicy, *, update: bool = False) -> RunOutcome:
+        """Judge every suite against its stored baseline; writes nothing."""
         outcomes = []
         for suite_id, results in self.results().items():
             outcome = _collate(results)
             outcome.baseline_path = store.display(suite_id)
             _judge(outcome, store, policy, update)
-            if update and outcome.baseline_error is None:
-                outcome.baseline_written = store.write(_updated_baseline(outcome, plugin_version, provenance))
             outcomes.append(outcome)
         return RunOutcome(outcomes, update=update)
+
+    @staticmethod
+    def write_baselines(outcome: RunOutcome, store: BaselineStore, *, plugin_version: str = "",
+                        provenance: Callable[[], Mapping[str, Any]] = dict) -> None:
+        """Write the judged suites' baselines, holding the folder's lock: each suite's
+        update is merged into the file as it is on disk now (another run may have written
+        it since the gate read it), so concurrent partial updates lose no case."""
+        with store.locked():
+            for suite in outcome.suites:
+                if suite.baseline_error is None:
+                    suite.baseline_written = store.update(
+                        suite.spec.suite_id, lambda current, suite=suite: _updated_baseline(suite, current, plugin_version, provenance))
 
 
 def _collate(results: list[CaseResult]) -> SuiteOutcome:
@@ -239,14 +256,15 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         outcome.usage_verdicts = judge_usage(outcome.usage, spec.budgets, paired_tokens)
 
 
-def _updated_baseline(outcome: SuiteOutcome, plugin_version: str, provenance: Callable[[], Mapping[str, Any]]) -> Baseline:
+def _updated_baseline(outcome: SuiteOutcome, current: Baseline | None, plugin_version: str,
+                      provenance: Callable[[], Mapping[str, Any]]) -> Baseline:
     spec = outcome.spec
     hashes = outcome.content_hashes
     updates = {
         case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id], outcome.case_tokens.get(case_id))
         for case_id in outcome.case_means
     }
-    old = outcome.baseline or Baseline(spec.suite_id, spec.dataset, spec.fingerprint, {})
+    old = current or Baseline(spec.suite_id, spec.dataset, spec.fingerprint, {})
     keep = set(hashes) if outcome.full_run else None
     prompts = outcome.prompts if outcome.full_run else {**old.prompts, **outcome.prompts}
     return Baseline(spec.suite_id, spec.dataset, spec.fingerprint, old.merged(updates, keep), plugin_version, provenance(), prompts=prompts)

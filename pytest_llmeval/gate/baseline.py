@@ -2,9 +2,18 @@
 
 Files are deterministic and diff-friendly: sorted keys, numbers rounded to 6 decimals,
 one case per line, so a reviewer reads a baseline change in a merge request. Writes are
-atomic (temporary file + ``os.replace``), and a baseline whose content did not change is
-not rewritten, so its bytes stay identical. A file that exists but cannot be read is a
-:class:`~pytest_llmeval.errors.BaselineError`, never "no baseline".
+atomic (temporary file + ``os.replace``) and keep the file's permissions, and a baseline
+whose content did not change is not rewritten, so its bytes stay identical.
+
+Reading goes through :mod:`pytest_llmeval.validation` (size, strict JSON, depth, and
+``schemas/baseline.schema.json``: scores are lists of numbers in [0, 1], ...): a file that
+exists but cannot be trusted is a :class:`~pytest_llmeval.errors.BaselineError` naming the
+file, line, case and field ("corrupt baseline"), never "no baseline".
+
+Writers hold the folder's lock (``<root>/.baselines.lock``) around read-merge-write
+(:meth:`BaselineStore.update`), so two runs updating different cases of one suite both
+keep theirs; the folder gets a ``.gitignore`` for temporary and lock files, and temporary
+files of killed writes are removed by the next writer.
 """
 
 from __future__ import annotations
@@ -15,15 +24,24 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping
 
 from ..errors import BaselineError
-from ..fileio import git_info, write_atomic
+from ..fileio import clean_stale_temps, ensure_gitignore, file_lock, git_info, write_atomic
 
 __all__ = ["FORMAT", "Baseline", "BaselineCase", "BaselineStore", "provenance", "quantise"]
 
 FORMAT = "pytest-llmeval-baseline/1"
 _DIGITS = 6
+LOCK_NAME = ".baselines.lock"
+_FIX = "restore it from version control or delete it to start over"
+
+
+class _Corrupt(BaselineError):
+    def __init__(self, message: str) -> None:
+        path, sep, problem = message.partition(": ")
+        super().__init__(f"{path}: corrupt baseline ({problem}); {_FIX}" if sep else f"{message}; {_FIX}")
 
 
 def quantise(value: float) -> float:
@@ -115,6 +133,7 @@ class BaselineStore:
     def __init__(self, root: Path, display_root: Path | None = None) -> None:
         self.root = Path(root)
         self.display_root = display_root
+        self.written: list[Path] = []  # files written by this store, in order
 
     def display(self, suite_id: str) -> str:
         """The suite's baseline path as shown to users: relative to ``display_root`` if below it."""
@@ -129,52 +148,67 @@ class BaselineStore:
         return self.root / file_part / f"{safe}.json"
 
     def load(self, suite_id: str) -> Baseline | None:
-        """The suite's baseline, ``None`` when there is no file; BaselineError when the
-        file exists but cannot be trusted."""
+        """The suite's baseline, ``None`` when there is no file; BaselineError naming the file,
+        line, case and field when the file exists but cannot be trusted."""
+        from ..validation import check, parse, read_text
+
         path = self.path_for(suite_id)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        text = read_text(path, "baseline", _Corrupt, missing_ok=True)
+        if text is None:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BaselineError(f"{path}: cannot read baseline: {exc}") from None
-        try:
-            return replace(_parse(text, suite_id), digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
-        except json.JSONDecodeError as exc:
-            raise BaselineError(f"{path}:{exc.lineno}: corrupt baseline (invalid JSON: {exc.msg}); restore it from version control or delete it to start over") from None
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BaselineError(f"{path}: corrupt baseline ({exc}); restore it from version control or delete it to start over") from None
+        data = parse(text, str(path), _Corrupt)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else None
+            raise _Corrupt(f"{path}: unknown format {found!r}, expected {FORMAT!r}")
+        check(data, "baseline", str(path), _Corrupt, what="not a valid baseline", locate=lambda p: _case_line(text, p))
+        if data["suite"] != suite_id:
+            raise _Corrupt(f"{path}: the file belongs to suite {data['suite']!r}, not {suite_id!r}")
+        return replace(_parse(data), digest=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock (waits for another writer); cleans up after killed writes."""
+        with file_lock(self.root / LOCK_NAME, f"the baselines in {self.root}", BaselineError):
+            ensure_gitignore(self.root)
+            clean_stale_temps(self.root)
+            yield
+
+    def update(self, suite_id: str, build: Callable[[Baseline | None], Baseline]) -> bool:
+        """Under the lock: read the suite's baseline as it is now, ``build`` the new one from
+        it, write it unless its content is the same. True if written."""
+        with self.locked():
+            old = self.load(suite_id)
+            baseline = build(old)
+            if old is not None and old.same_content(baseline):
+                return False
+            path = self.path_for(suite_id)
+            write_atomic(path, baseline.render())
+            self.written.append(path)
+            return True
 
     def write(self, baseline: Baseline) -> bool:
         """Write atomically unless the stored baseline has the same content; True if written."""
-        path = self.path_for(baseline.suite_id)
-        old = self.load(baseline.suite_id)
-        if old is not None and old.same_content(baseline):
-            return False
-        write_atomic(path, baseline.render())
-        return True
+        return self.update(baseline.suite_id, lambda _old: baseline)
 
 
-def _parse(text: str, suite_id: str) -> Baseline:
-    data = json.loads(text)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"unknown format {data.get('format') if isinstance(data, dict) else None!r}, expected {FORMAT!r}")
-    if data["suite"] != suite_id:
-        raise ValueError(f"file belongs to suite {data['suite']!r}, not {suite_id!r}")
-    cases = {}
-    for case_id, entry in data["cases"].items():
-        case = BaselineCase.of(str(entry["hash"]), entry["scores"], entry.get("usage"))
-        if any(not values for values in case.scores.values()):
-            raise ValueError(f"case {case_id!r} has a metric with no values")
-        cases[case_id] = case
+def _case_line(text: str, path: tuple[Any, ...]) -> int | None:
+    """The line of the case a schema error is in (one case per line), when it is one."""
+    if len(path) < 2 or path[0] != "cases" or not isinstance(path[1], str):
+        return None
+    at = text.find("\n    " + json.dumps(path[1], ensure_ascii=False) + ":")
+    return None if at < 0 else text.count("\n", 0, at) + 2
+
+
+def _parse(data: dict[str, Any]) -> Baseline:
+    """A Baseline from a document that passed the schema."""
     return Baseline(
         suite_id=data["suite"],
-        dataset=str(data["dataset"]),
-        fingerprint=str(data["fingerprint"]),
-        cases=cases,
-        plugin_version=str(data.get("plugin_version", "")),
+        dataset=data["dataset"],
+        fingerprint=data["fingerprint"],
+        cases={case_id: BaselineCase.of(entry["hash"], entry["scores"], entry.get("usage")) for case_id, entry in data["cases"].items()},
+        plugin_version=data.get("plugin_version", ""),
         provenance=dict(data.get("provenance") or {}),
-        prompts={str(k): [str(v) for v in versions] for k, versions in (data.get("prompts") or {}).items()},
+        prompts={k: list(versions) for k, versions in (data.get("prompts") or {}).items()},
     )
 
 

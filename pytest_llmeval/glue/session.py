@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -21,14 +22,13 @@ from ..core.run import EvalRun, RunOutcome, SuiteOutcome
 from ..core.runner import SuiteRunner, case_context
 from ..core.suite import SuitePlan, plan_suite
 from ..errors import LLMEvalError
-from ..fileio import write_atomic
 from ..gate.baseline import BaselineStore, provenance
 from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
 from ..providers import runtime
-from ..reporting.markdown import render_markdown
-from ..reporting.report import build_report, placeholder_report, run_block, write_json
+from ..reporting.progress import RunProgress, refuse_unsafe_outputs
+from ..reporting.report import build_report, run_block
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
@@ -74,6 +74,14 @@ class EvalSession:
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
+        self._git: dict[str, str] | None = None
+        self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
+        self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display)
+        if not self.is_worker:
+            refuse_unsafe_outputs({"report": settings.report, "markdown": settings.markdown},
+                                  inputs={"prompt log": settings.prompt_log, "price file": settings.price_file},
+                                  folders={"cache": settings.cache_dir})
+            self.progress.enter("start")  # from now on the report path never shows an older run's report
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -232,6 +240,8 @@ class EvalSession:
             return
         data = getattr(report, "llm_eval", None)
         if data is not None:
+            if self.progress.phase == "start":
+                self.progress.enter("cases")
             self.run.add(CaseResult.from_dict(data, suite=self._spec(data["suite"])))
         elif report.when not in ("setup", "call", "teardown") and report.failed:
             self.incomplete = f"a test process crashed ({report.nodeid})"  # xdist's report for a lost worker
@@ -248,61 +258,94 @@ class EvalSession:
         try:
             result = yield
         except BaseException as exc:  # -x / --maxfail (session.Failed), Ctrl-C, crashes
-            self.incomplete = str(exc) or type(exc).__name__
+            self.incomplete = self.progress.stopped_reason(str(exc) or type(exc).__name__)
             raise
         finally:
             self._close_runners()
-        if self.is_worker or not self.run:
+        if self.is_worker:
             return result
         if session.shouldfail or session.shouldstop:
-            self.incomplete = str(session.shouldfail or session.shouldstop)
-        if self.incomplete is not None or self.settings.shard is not None:
-            return result  # a shard's gate runs in `llm-eval merge`, over all shards
+            self.incomplete = self.progress.stopped_reason(str(session.shouldfail or session.shouldstop))
+        if self.run and self.incomplete is None and self.settings.shard is None:
+            try:
+                self._judge_and_write(session)
+            except BaseException as exc:  # Ctrl-C during the gate or a write: the report must say so
+                self.outcome = None
+                self.incomplete = self.progress.stopped_reason(f"interrupted ({type(exc).__name__}: {exc})" if str(exc)
+                                                               else f"interrupted ({type(exc).__name__})")
+                raise
+        self.progress.finished = self.incomplete is None
+        return result
+
+    def _judge_and_write(self, session: pytest.Session) -> None:
+        """The gate, then the baseline and prompt-log writes of an update run, each a phase."""
         settings = self.settings
         policy = GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
                             settings.non_inferiority, settings.enforce_thresholds)
-        self.outcome = self.run.finish(
-            BaselineStore(settings.baseline_dir, self.config.rootpath), policy, update=settings.update,
-            plugin_version=__version__, provenance=lambda: provenance(self.config.rootpath),
-        )
+        store = BaselineStore(settings.baseline_dir, self.config.rootpath)
+        self.progress.enter("gate")
+        outcome = self.run.judge(store, policy, update=settings.update)
         if settings.update:
-            PromptLog(settings.prompt_log).append(prompt_log_entries(self.outcome, self.config.rootpath, self.prompt_registry))
-        reports = [report for suite in self.outcome.suites for report in gate_reports(suite)]
+            self.progress.enter("baseline write")
+            try:
+                self.run.write_baselines(outcome, store, plugin_version=__version__,
+                                         provenance=lambda: provenance(self.config.rootpath))
+            finally:
+                for path in store.written:
+                    self.progress.wrote(path)
+            self.progress.enter("prompt log")
+            entries = prompt_log_entries(outcome, self.config.rootpath, self.prompt_registry)
+            if entries:
+                log = PromptLog(settings.prompt_log)
+                log.append(entries)
+                self.progress.wrote(settings.prompt_log)
+                self.file_warnings += log.warnings
+        self.outcome = outcome
+        reports = [report for suite in outcome.suites for report in gate_reports(suite)]
         session.testscollected += len(reports) // 3  # gates are test cases too: keeps progress at 100%
         for report in reports:
             self.config.hook.pytest_runtest_logreport(report=report)
-        return result
 
     def _close_runners(self) -> None:
         for runner in self.runners.values():
             runner.close()
         self.runners.clear()
 
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if self.is_worker:
-            return
-        placeholder = placeholder_report(self._run_block())
-        if self.settings.report is not None:
-            write_json(self.settings.report, placeholder)
-        if self.settings.markdown is not None:
-            write_atomic(self.settings.markdown, render_markdown(placeholder))
-
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Replace the in-progress report with the finished one, complete only if every
+        phase ran to its end."""
         if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
             return
-        if self.outcome is not None:
-            doc = build_report(self._run_block(), self.outcome)
-        else:
-            doc = build_report(self._run_block(), partial=self.run.results(), incomplete=self.incomplete,
-                               deferred=self.settings.shard is not None)
-        if self.settings.report is not None:
-            write_json(self.settings.report, doc)
-        if self.settings.markdown is not None:
-            write_atomic(self.settings.markdown, render_markdown(doc))
+        try:
+            self.progress.enter("report")
+            self.progress.write_final(self._final_report(session))
+        except KeyboardInterrupt:  # Ctrl-C while writing: the report says so rather than the run crashing here
+            self.incomplete = self.progress.stopped_reason("interrupted (KeyboardInterrupt)")
+            self.progress.finished = False
+            self.progress.write_final(self._final_report(session))
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _final_report(self, session: pytest.Session) -> dict[str, Any]:
+        if self.outcome is not None and self.progress.finished:
+            return build_report(self.progress.run_block(), self.outcome)
+        incomplete = self.incomplete
+        if not self.progress.finished and incomplete is None:
+            incomplete = self.progress.stopped_reason(f"the run ended early (exit status {int(session.exitstatus)})")
+        return build_report(self.progress.run_block(), partial=self.run.results(), incomplete=incomplete,
+                            deferred=self.settings.shard is not None)
 
     def _run_block(self) -> dict[str, Any]:
         versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
-        return run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard)
+        if self._git is None:
+            from ..fileio import git_info
+
+            self._git = git_info(self.config.rootpath)
+        return run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard,
+                         git=self._git)
+
+    def _display(self, path: Path) -> str:
+        root = Path(self.config.rootpath)
+        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.settings.shard is not None and self.incomplete is None:
@@ -310,9 +353,11 @@ class EvalSession:
             terminalreporter.write_sep("=", f"llm-eval: shard {index}/{count}", bold=True)
             terminalreporter.write_line("the gate is deferred: merge the shard reports with `llm-eval merge`")
             return
+        for warning in self.file_warnings:
+            terminalreporter.write_line(f"llm-eval: warning: {warning}", yellow=True)
         if self.incomplete is not None:
             terminalreporter.write_sep("=", "llm-eval: run incomplete", yellow=True)
-            terminalreporter.write_line(f"{self.incomplete}: no gate was run and no baseline was written")
+            terminalreporter.write_line(f"{self.incomplete}: no verdict is final")
         elif self.outcome is not None:
             terminalreporter.write_sep("=", "llm-eval summary", bold=True)
             for line in summary_lines(self.outcome):

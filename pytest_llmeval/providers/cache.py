@@ -156,9 +156,10 @@ class ResponseCache:
         path = self.path_for(key)
         if not self.reads:
             return None
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        from ..validation import read_text
+
+        text = read_text(path, "cache", _CorruptEntry, missing_ok=True)
+        if text is None:
             self._count("_misses")
             if self.mode == "strict":
                 what = f"{describe.strip()}, key {key[:12]}" if describe and describe.strip() else f"key {key[:12]}"
@@ -167,8 +168,6 @@ class ResponseCache:
                     f" (cache folder: {self.root})"
                 ) from None
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CacheError(f"{path}: cannot read cache entry: {exc}") from None
         response = _parse_entry(text, key, path)
         self._count("_hits")
         return response
@@ -203,20 +202,23 @@ class ResponseCache:
         self._count("_writes")
 
 
+class _CorruptEntry(CacheError):
+    def __init__(self, message: str) -> None:
+        path, sep, problem = message.partition(": ")
+        fix = "delete the file and record the call again (--llm-eval-cache=readwrite)"
+        super().__init__(f"{path}: corrupt cache entry ({problem}); {fix}" if sep else f"{message}; {fix}")
+
+
 def _parse_entry(text: str, key: str, path: Path) -> dict[str, Any]:
-    fix = "delete the file and record the call again (--llm-eval-cache=readwrite)"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CacheError(f"{path}:{exc.lineno}: corrupt cache entry (invalid JSON: {exc.msg}); {fix}") from None
-    if not isinstance(data, dict):
-        raise CacheError(f"{path}: corrupt cache entry (expected a JSON object); {fix}")
-    if data.get("key") != key:
-        raise CacheError(f"{path}: corrupt cache entry (it holds key {str(data.get('key'))[:12]!r}, not {key[:12]!r}); {fix}")
-    response = data.get("response")
-    if not isinstance(response, dict):
-        raise CacheError(f"{path}: corrupt cache entry (no 'response' object); {fix}")
-    return response
+    """The entry's response, validated (strict JSON, depth, ``schemas/cache-entry.schema.json``:
+    the response in its protocol's shape), or CacheError naming the file and field."""
+    from ..validation import check, parse
+
+    data = parse(text, str(path), _CorruptEntry)
+    check(data, "cache", str(path), _CorruptEntry, what="not a valid cache entry")
+    if data["key"] != key:
+        raise _CorruptEntry(f"{path}: it holds key {data['key'][:12]!r}, not {key[:12]!r}")
+    return data["response"]
 
 
 def _write_atomically(path: Path, text: str) -> None:

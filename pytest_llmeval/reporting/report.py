@@ -1,8 +1,10 @@
 """The JSON report: one document per run, the contract with ``llm-eval-check``.
 
 Built from a :class:`~pytest_llmeval.core.run.RunOutcome` (or, for an interrupted run, from
-the case results so far, marked ``complete: false``), validated against the JSON Schema
-shipped in ``schemas/report.schema.json`` and written atomically. A report holds every
+the case results so far, marked ``complete: false``; what is written while a run is in
+progress is :mod:`~pytest_llmeval.reporting.progress`'s), validated against the JSON
+Schema shipped in ``schemas/report.schema.json`` (through :mod:`pytest_llmeval.validation`)
+and written atomically. A report holds every
 case result, so shard reports can be merged and re-judged as if the run had been one.
 """
 
@@ -22,7 +24,7 @@ from ..fileio import git_info, write_atomic
 from ..gate.verdicts import MetricVerdict
 from ..models import CaseResult, SuiteSpec
 
-__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "placeholder_report", "run_block",
+__all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "run_block",
            "schema", "validate", "write_json"]
 
 SCHEMA_VERSION = 1
@@ -60,17 +62,13 @@ def build_report(
     }
 
 
-def placeholder_report(run: Mapping[str, Any]) -> dict[str, Any]:
-    """Written at the start of a run, so a run killed outright leaves no stale report."""
-    return build_report(run, incomplete="the run has not finished (still running, or killed)")
-
-
 def run_block(started_at: str, options: Mapping[str, Any], root: Path, versions: Mapping[str, str],
-              shard: tuple[int, int] | None) -> dict[str, Any]:
+              shard: tuple[int, int] | None, git: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The report's ``run`` block; ``git`` as from :func:`~pytest_llmeval.fileio.git_info` (asked when None)."""
     return {
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "git": git_info(root),
+        "git": dict(git_info(root) if git is None else git),
         "versions": {"python": platform.python_version(), **versions},
         "options": dict(options),
         "shard": None if shard is None else {"index": shard[0], "count": shard[1]},
@@ -197,26 +195,19 @@ def schema() -> dict[str, Any]:
 
 
 def validate(doc: Any, source: str = "report") -> None:
-    """Raise ReportError naming the first schema violation (jsonschema, imported here)."""
-    import jsonschema
+    """Raise ReportError naming the first schema violation (its suite, case and field)."""
+    from ..validation import check
 
-    validator = jsonschema.Draft202012Validator(schema())
-    error = next(iter(sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise ReportError(f"{source}: not a valid pytest-llmeval report at {where}: {error.message}")
+    check(doc, "report", source, ReportError, what="not a valid pytest-llmeval report")
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    """Read and validate a report; ReportError naming the file otherwise."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path}: report not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot read report: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    """Read and validate a report (size, strict JSON, depth, schema); ReportError naming
+    the file otherwise."""
+    from ..validation import parse, read_text
+
+    text = read_text(Path(path), "report", ReportError)
+    doc = parse(str(text), str(path), ReportError)
     validate(doc, str(path))
     return doc
 
