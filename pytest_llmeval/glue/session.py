@@ -32,6 +32,7 @@ from ..reporting.report import build_report, placeholder_report, run_block, writ
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
+from .rounds import WORKEROUTPUT_KEY, AutoRounds
 
 __all__ = ["EvalSession"]
 
@@ -74,6 +75,7 @@ class EvalSession:
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
+        self.rounds = AutoRounds(self)  # repeats="auto": further rounds after the items
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -203,6 +205,7 @@ class EvalSession:
         recorder = item.stash.get(RECORDER_KEY, None)
         if recorder is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
             result = self._case_result(item, recorder, report)
+            self.rounds.keep(suite_id_of(item), result)
             report.llm_eval = result.to_dict()
             properties = _case_properties(result)
             item.user_properties.extend(properties)
@@ -252,6 +255,7 @@ class EvalSession:
             raise
         finally:
             self._close_runners()
+        self._run_auto_rounds(session)
         if self.is_worker or not self.run:
             return result
         if session.shouldfail or session.shouldstop:
@@ -259,11 +263,11 @@ class EvalSession:
         if self.incomplete is not None or self.settings.shard is not None:
             return result  # a shard's gate runs in `llm-eval merge`, over all shards
         settings = self.settings
-        policy = GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
-                            settings.non_inferiority, settings.enforce_thresholds)
+        policy = self._policy()
         self.outcome = self.run.finish(
             BaselineStore(settings.baseline_dir, self.config.rootpath), policy, update=settings.update,
             plugin_version=__version__, provenance=lambda: provenance(self.config.rootpath),
+            sequential=self.rounds.gate_levels(policy.alpha),
         )
         if settings.update:
             PromptLog(settings.prompt_log).append(prompt_log_entries(self.outcome, self.config.rootpath, self.prompt_registry))
@@ -272,6 +276,32 @@ class EvalSession:
         for report in reports:
             self.config.hook.pytest_runtest_logreport(report=report)
         return result
+
+    def _policy(self) -> GatePolicy:
+        settings = self.settings
+        return GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
+                          settings.non_inferiority, settings.enforce_thresholds)
+
+    def _run_auto_rounds(self, session: pytest.Session) -> None:
+        """repeats="auto": the further rounds of the suites this process ran (see glue/rounds.py)."""
+        if not self.rounds.first or session.shouldfail or session.shouldstop:
+            return
+        try:
+            extra = self.rounds.run(session.items, self._policy())
+        except BaseException as exc:  # Ctrl-C during a round: the run is incomplete
+            self.incomplete = str(exc) or type(exc).__name__
+            raise
+        if self.is_worker:
+            self.config.workeroutput[WORKEROUTPUT_KEY] = self.rounds.payload()  # type: ignore[attr-defined]
+        else:
+            for case_result in extra:
+                self.run.add(case_result)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: a worker's further rounds of repeats="auto" suites."""
+        for data in self.rounds.receive(getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)):
+            self.run.add(CaseResult.from_dict(data, suite=self._spec(data["suite"])))
 
     def _close_runners(self) -> None:
         for runner in self.runners.values():
