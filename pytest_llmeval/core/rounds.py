@@ -73,24 +73,12 @@ def look(
     """Judge the suite after round ``round_number`` (1-based) at this look's nominal level.
 
     ``information`` holds each metric's information at the earlier looks; the returned
-    :class:`Look` extends it with this look's. A metric's information is ``1 / se^2`` of
-    its mean paired difference; metrics without a finite, positive se (no baseline, no
-    variance) add none. The nominal level is the smallest of the metrics' levels (each
-    metric keeps its error within alpha); with no informative metric it is the alpha this
-    look spends.
+    :class:`Look` extends it with this look's (see :func:`~pytest_llmeval.gate.sequential.next_level`).
     """
     outcome = _collate(list(results))
     _judge(outcome, store, policy, update)
-    info = {m: list(v) for m, v in information.items()}
-    for verdict in outcome.verdicts:
-        se = verdict.comparison.se if verdict.comparison is not None else math.nan
-        if math.isfinite(se) and se > 0.0:
-            info.setdefault(verdict.metric, []).append(1.0 / (se * se))
-    levels = [sequential.nominal_alpha(v, policy.alpha, design.boundary, design.max_rounds)
-              for v in info.values() if 0 < len(v) <= design.max_rounds and len(v) == round_number]
-    k = round_number
-    nominal = min(levels) if levels else (sequential.spent(design.boundary, policy.alpha, k / design.max_rounds)
-                                         - sequential.spent(design.boundary, policy.alpha, (k - 1) / design.max_rounds))
+    se = {v.metric: v.comparison.se for v in outcome.verdicts if v.comparison is not None}
+    info, nominal = sequential.next_level(se, information, policy.alpha, design, round_number)
     outcome = _collate(list(results))
     _judge(outcome, store, replace(policy, alpha=nominal), update)
     drops = {v.metric: (-v.comparison.change, v.allowed_drop) for v in outcome.verdicts

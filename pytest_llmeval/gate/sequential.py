@@ -45,6 +45,7 @@ __all__ = [
     "boundaries",
     "crossing_probabilities",
     "decide",
+    "next_level",
     "nominal_alpha",
     "spent",
 ]
@@ -199,6 +200,32 @@ def crossing_probabilities(information: Sequence[float], critical: Sequence[floa
 def nominal_alpha(information: Sequence[float], alpha: float, boundary: str, max_rounds: int) -> float:
     """The one-sided level the gate's tests use at the latest look: ``1 - Phi(c_k)``."""
     return 1.0 - norm_cdf(boundaries(information, alpha, boundary, max_rounds)[-1])
+
+
+def next_level(
+    se_by_metric: Mapping[str, float],
+    information: Mapping[str, Sequence[float]],
+    alpha: float,
+    design: SequentialDesign,
+    round_number: int,
+) -> tuple[dict[str, list[float]], float]:
+    """This look's information per metric and the nominal level the gate tests at.
+
+    ``se_by_metric``: the standard error of each metric's mean paired difference at this
+    look; ``information``: each metric's ``1 / se^2`` at the earlier looks. Metrics without
+    a finite, positive se (no baseline, no variance) add no information. The level is the
+    smallest of the metrics' nominal levels (each metric keeps its error within alpha);
+    with no informative metric, the alpha this look spends (a Bonferroni bound).
+    """
+    info = {m: list(v) for m, v in information.items()}
+    for metric, se in se_by_metric.items():
+        if math.isfinite(se) and se > 0.0:
+            info.setdefault(metric, []).append(1.0 / (se * se))
+    levels = [nominal_alpha(v, alpha, design.boundary, design.max_rounds) for v in info.values() if len(v) == round_number]
+    if levels:
+        return info, min(levels)
+    k, m = round_number, design.max_rounds
+    return info, spent(design.boundary, alpha, k / m) - spent(design.boundary, alpha, (k - 1) / m)
 
 
 @dataclass(frozen=True)
