@@ -10,10 +10,12 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ConfigError
-from ..gate.sequential import BOUNDARIES, RERUN_POLICIES, SequentialDesign
+
+if TYPE_CHECKING:
+    from ..gate.sequential import SequentialDesign
 from ..providers.config import ProviderConfig
 
 __all__ = [
@@ -34,7 +36,6 @@ DEFAULT_CACHE_MODE = "off"
 DEFAULT_CACHE_DIR = ".llm-eval/cache"
 CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
 DEFAULT_OUTPUT_CHARS = 1000
-DEFAULT_AUTO = SequentialDesign()
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Settings:
     update: bool = False
     repeats: int | str | None = None  # --llm-eval-repeats (K or "auto"): wins over the marker's repeats=
     default_repeats: int | str = 1  # ini llm_eval_repeats: for suites whose marker sets none
-    sequential: SequentialDesign = field(default_factory=SequentialDesign)  # how repeats="auto" runs
+    sequential: SequentialDesign | None = None  # how repeats="auto" runs (None: the defaults)
     alpha: float = DEFAULT_ALPHA
     max_drop: float = DEFAULT_MAX_DROP
     max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)
@@ -77,8 +78,8 @@ class Settings:
             "enforce_thresholds": self.enforce_thresholds,
             "repeats": self.repeats,
             "default_repeats": self.default_repeats,
-            "auto_repeats": {"max_rounds": self.sequential.max_rounds, "boundary": self.sequential.boundary,
-                             "rerun": self.sequential.rerun},
+            **({"auto_repeats": {"max_rounds": self.sequential.max_rounds, "boundary": self.sequential.boundary,
+                                 "rerun": self.sequential.rerun}} if self.sequential is not None else {}),
             "update": self.update,
             "cache_mode": self.cache_mode,
             "concurrency": self.concurrency,
@@ -105,22 +106,6 @@ def _repeats(text: str) -> int | str:
         return _positive_int(text)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
-
-
-def _max_rounds(text: str) -> int:
-    value = _positive_int(text)
-    if value > 10:
-        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 10, got {text!r}")
-    return value
-
-
-def _choice(choices: tuple[str, ...]) -> Any:
-    def parse(text: str) -> str:
-        if text.strip() not in choices:
-            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}, got {text!r}")
-        return text.strip()
-
-    return parse
 
 
 def _probability(text: str) -> float:
@@ -196,9 +181,10 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_max_drop", type="linelist", default=[], help=f"allowed drop against the baseline: a number for all metrics and/or metric=number lines (default {DEFAULT_MAX_DROP})")
     parser.addini("llm_eval_alpha", default=str(DEFAULT_ALPHA), help="significance level of the regression test")
     parser.addini("llm_eval_repeats", default="", help="default number of repeats per case, or auto")
-    parser.addini("llm_eval_auto_max_rounds", default=str(DEFAULT_AUTO.max_rounds), help="repeats=auto: at most this many rounds (1-10)")
-    parser.addini("llm_eval_auto_boundary", default=DEFAULT_AUTO.boundary, help=f"repeats=auto: alpha spending, {' or '.join(BOUNDARIES)}")
-    parser.addini("llm_eval_auto_rerun", default=DEFAULT_AUTO.rerun, help="repeats=auto: what a further round runs: all (every case) or flaky (cases whose baseline repeats disagree)")
+    # Defaults as in gate.sequential.SequentialDesign (not imported here: this module loads on every pytest run).
+    parser.addini("llm_eval_auto_max_rounds", default="3", help="repeats=auto: at most this many rounds (1-10)")
+    parser.addini("llm_eval_auto_boundary", default="pocock", help="repeats=auto: alpha spending, pocock or obrien-fleming")
+    parser.addini("llm_eval_auto_rerun", default="all", help="repeats=auto: what a further round runs: all (every case) or flaky (cases whose baseline repeats disagree)")
     parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
 
@@ -243,9 +229,7 @@ def resolve(config: Any) -> Settings:
         alpha = _ini(config, "llm_eval_alpha", _probability)
     repeats = option.llm_eval_repeats
     default_repeats = _ini(config, "llm_eval_repeats", _repeats, default=1)
-    sequential = SequentialDesign(_ini(config, "llm_eval_auto_max_rounds", _max_rounds),
-                                  _ini(config, "llm_eval_auto_boundary", _choice(BOUNDARIES)),
-                                  _ini(config, "llm_eval_auto_rerun", _choice(RERUN_POLICIES)))
+    sequential = _sequential_design(config) if option.llm_eval or option.llm_eval_update else None
     concurrency = option.llm_eval_concurrency
     if concurrency is None:
         concurrency = _ini(config, "llm_eval_concurrency", _positive_int)
@@ -290,6 +274,19 @@ def resolve(config: Any) -> Settings:
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
     )
+
+
+def _sequential_design(config: Any) -> SequentialDesign:
+    """The ``llm_eval_auto_*`` ini keys, checked by SequentialDesign itself."""
+    from ..gate.sequential import SequentialDesign
+
+    max_rounds = _ini(config, "llm_eval_auto_max_rounds", _positive_int)
+    boundary = str(config.getini("llm_eval_auto_boundary")).strip()
+    rerun = str(config.getini("llm_eval_auto_rerun")).strip()
+    try:
+        return SequentialDesign(max_rounds, boundary, rerun)
+    except ValueError as exc:
+        raise ConfigError(f"ini llm_eval_auto_*: {exc}") from None
 
 
 def _output_path(cli: str | None, ini: str, root: Path) -> Path | None:

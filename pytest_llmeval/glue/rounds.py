@@ -24,6 +24,7 @@ from ..core.rounds import RoundsRecord, look, rerun_cases, result_of
 from ..core.runner import SuiteRunner
 from ..core.suite import SuitePlan
 from ..gate.baseline import BaselineStore
+from ..gate.sequential import SequentialDesign
 from ..gate.verdicts import GatePolicy
 from ..models import CaseResult
 
@@ -52,7 +53,7 @@ class AutoRounds:
         """Run the further rounds of every auto suite this process ran; returns their results."""
         settings = self.session.settings
         store = BaselineStore(settings.baseline_dir, self.session.config.rootpath)
-        design = settings.sequential
+        design = settings.sequential or SequentialDesign()
         selected: dict[str, int] = {}
         for item in items:
             case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
@@ -78,7 +79,7 @@ class AutoRounds:
     def _rounds(self, plan: SuitePlan, first: list[CaseResult], store: BaselineStore,
                 policy: GatePolicy) -> tuple[RoundsRecord, list[CaseResult]]:
         settings = self.session.settings
-        design = settings.sequential
+        design = settings.sequential or SequentialDesign()
         results, new = list(first), []
         information: dict[str, list[float]] = {}
         round_number = 1
