@@ -54,12 +54,13 @@ class AutoRounds:
         settings = self.session.settings
         store = BaselineStore(settings.baseline_dir, self.session.config.rootpath)
         design = settings.sequential or SequentialDesign()
+        from .session import suite_id_of  # session imports this module
+
         selected: dict[str, int] = {}
         for item in items:
             case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
             if case is not None:
-                suite_id = item.nodeid[: len(item.nodeid) - len(item.name)] + item.originalname  # type: ignore[attr-defined]
-                selected[suite_id] = selected.get(suite_id, 0) + 1
+                selected[suite_id_of(item)] = selected.get(suite_id_of(item), 0) + 1
         new: list[CaseResult] = []
         for suite_id, first in sorted(self.first.items()):
             if settings.shard is not None:
