@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,13 +158,6 @@ def test_inconclusive_evidence_never_exceeds_the_maximum_rounds(project, monkeyp
     assert suite["verdict"] == "pass" and result.ret == 0  # not significant: no block, and it says why
     (metric,) = suite["metrics"]
     assert metric["p_value"] > 0.05
-    # docs/gate.md shows this run's summary
-    summary = result.stdout.lines[result.stdout.lines.index(next(l for l in result.stdout.lines if "llm-eval summary" in l)) + 1:]
-    shown = [line for line in summary if line.startswith(("test_eval.py::test_support", "  contains", "  note: repeats auto"))]
-    assert len(shown) == 3
-    docs = (Path(__file__).parent.parent / "docs" / "gate.md").read_text(encoding="utf-8")
-    for line in shown:
-        assert line in docs, line
 
 
 def test_flaky_rerun_runs_only_the_cases_the_baseline_marks_flaky(project, monkeypatch):
