@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import string
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -99,14 +100,20 @@ def _check_template(template: str, where: str) -> tuple[str, ...]:
 
 
 class PromptRegistry:
-    """The prompts in one folder, loaded on first use."""
+    """The prompts in one folder, loaded on first use, once: the suite runner's threads
+    render concurrently, and without the lock each of them would read the folder."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self._prompts: dict[str, Prompt] | None = None
+        self._lock = threading.Lock()
 
     def _load(self) -> dict[str, Prompt]:
-        if self._prompts is None:
+        if self._prompts is not None:
+            return self._prompts
+        with self._lock:
+            if self._prompts is not None:  # another thread loaded it while this one waited
+                return self._prompts
             prompts: dict[str, Prompt] = {}
             if self.folder.is_dir():
                 for path in sorted(self.folder.iterdir()):
@@ -116,7 +123,7 @@ class PromptRegistry:
                             raise PromptError(f"{path}: prompt {prompt.name!r} is also defined by {prompts[prompt.name].path}")
                         prompts[prompt.name] = prompt
             self._prompts = prompts
-        return self._prompts
+            return prompts
 
     def names(self) -> list[str]:
         return sorted(self._load())

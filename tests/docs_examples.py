@@ -334,6 +334,15 @@ def _gate_regression(runs: Runs) -> str:
     return grep(runs.run(folder, "--llm-eval"), r"^contains regressed", r"^contains vs baseline")
 
 
+@recipe("gate-auto-rounds")
+def _gate_auto_rounds(runs: Runs) -> str:
+    # 20 cases, two of which now fail for good: a 10-point drop 20 cases cannot make significant.
+    folder = binary_suite(runs, "auto-rounds", 20, 20, 18, marker=', repeats="auto"')
+    (folder / "pyproject.toml").write_text("[tool.pytest.ini_options]\nllm_eval_auto_max_rounds = \"4\"\n", encoding="utf-8")
+    bless(runs, folder)
+    return grep(runs.run(folder, "--llm-eval"), r"::test_support  dataset", r"^  contains ", r"^  note: repeats auto:")
+
+
 @recipe("gate-holm")
 def _gate_holm(runs: Runs) -> str:
     def break_refunds(folder: Path) -> None:

@@ -286,15 +286,15 @@ BAD_MARKERS = [
     ("max-drop", 'dataset="support.jsonl", scorers=["contains"], max_drop=1.5',
      ["max_drop= must be a number in [0, 1], got 1.5"]),
     ("repeats-zero", 'dataset="support.jsonl", repeats=0',
-     ["repeats= must be a positive integer, got 0"]),
+     ["repeats= must be a positive integer or 'auto', got 0"]),
     ("repeats-negative", 'dataset="support.jsonl", repeats=-2',
-     ["repeats= must be a positive integer, got -2"]),
+     ["repeats= must be a positive integer or 'auto', got -2"]),
     ("repeats-string", 'dataset="support.jsonl", repeats="3"',
-     ["repeats= must be a positive integer, got '3'"]),
+     ["repeats= must be a positive integer or 'auto', got '3'"]),
     ("repeats-float", 'dataset="support.jsonl", repeats=2.0',
-     ["repeats= must be a positive integer, got 2.0"]),
+     ["repeats= must be a positive integer or 'auto', got 2.0"]),
     ("repeats-bool", 'dataset="support.jsonl", repeats=True',
-     ["repeats= must be a positive integer, got True"]),
+     ["repeats= must be a positive integer or 'auto', got True"]),
 ]
 MARKER_BY_ID = {row[0]: row[1:] for row in BAD_MARKERS}
 

@@ -230,7 +230,7 @@ def test_llm_case_outside_a_marked_test_is_a_clear_failure(pytester):
     ("llm_eval_alpha = 1.5", "ini llm_eval_alpha: expected a number in (0, 1), got '1.5'"),
     ("llm_eval_concurrency = 0", "ini llm_eval_concurrency: expected a positive integer, got '0'"),
     ("llm_eval_cache = sometimes", "ini llm_eval_cache: expected one of off, read, write, readwrite, strict, got 'sometimes'"),
-    ("llm_eval_repeats = two", "ini llm_eval_repeats: expected a positive integer, got 'two'"),
+    ("llm_eval_repeats = two", "ini llm_eval_repeats: expected a positive integer or auto, got 'two'"),
     ("llm_eval_report_output_chars = -1", "ini llm_eval_report_output_chars: expected a non-negative integer, got '-1'"),
     ("llm_eval_budgets =\n    max_cost_per_cas=1", "unknown budget 'max_cost_per_cas'; did you mean 'max_cost_per_case'?"),
 ])

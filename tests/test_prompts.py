@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
+import threading
+import time
 
 import pytest
 from conftest import junit_cases
 
+import pytest_llmeval.prompts as prompts_module
 from pytest_llmeval.cli import main as llm_eval_main
 from pytest_llmeval.prompts import PromptError, PromptLog, PromptRegistry, prompt_version, recording_prompts
 
@@ -129,3 +133,59 @@ def test_a_template_with_attribute_access_fails_the_case_clearly(pytester, write
     write(pytester.path / "prompts", "answer.txt", "{question.__class__}")
     result = pytester.runpytest("--llm-eval", "-rE")
     result.stdout.fnmatch_lines(["*template field {question.__class__} is not allowed*"])
+
+
+def test_concurrent_first_renders_read_the_folder_once(tmp_path, monkeypatch):
+    """Sixteen threads asking at once for a prompt whose file is slow to read: one read."""
+    write(tmp_path, "big.txt", "answer {question}")
+    reads = []
+    real = prompts_module.load_prompt
+
+    def slow_load(path):
+        reads.append(path.name)
+        time.sleep(0.2)  # a 20 MB file: long enough for every thread to arrive meanwhile
+        return real(path)
+
+    monkeypatch.setattr(prompts_module, "load_prompt", slow_load)
+    registry = PromptRegistry(tmp_path)
+    barrier = threading.Barrier(16)
+
+    def render(i):
+        barrier.wait()
+        return registry.render("big", question=i)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        outputs = list(pool.map(render, range(16)))
+    assert outputs == [f"answer {i}" for i in range(16)]
+    assert reads == ["big.txt"]
+
+
+COUNTING_CONFTEST = """
+import time
+import pytest_llmeval.prompts as prompts
+
+READS = []
+_real = prompts.load_prompt
+
+def _counting(path):
+    READS.append(path.name)
+    time.sleep(0.2)
+    return _real(path)
+
+prompts.load_prompt = _counting
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        print("PROMPT-READS:", sorted(READS))
+"""
+
+
+def test_a_run_at_concurrency_16_reads_the_prompt_folder_once(pytester, write_jsonl):
+    write_jsonl("data.jsonl", [{"id": f"c{i}", "inputs": {"question": f"q{i}"}, "expected": "yes"} for i in range(48)])
+    pytester.makepyfile(test_eval=APP)
+    pytester.makeconftest(COUNTING_CONFTEST)
+    write(pytester.path / "prompts", "answer.yaml", "template: 'yes to {question}'\n")
+    write(pytester.path / "prompts", "other.txt", "unused {x}")
+    result = pytester.runpytest_subprocess("--llm-eval", "--llm-eval-concurrency=16", "-s", "-p", "no:xdist")
+    result.assert_outcomes(passed=49)
+    result.stdout.fnmatch_lines(["PROMPT-READS: ['answer.yaml', 'other.txt']"])

@@ -7,7 +7,7 @@ after a complete run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from ..errors import BaselineError
@@ -47,6 +47,7 @@ class SuiteOutcome:
     changed_cases: list[str] = field(default_factory=list)
     fingerprint_changed: bool = False
     baseline_written: bool | None = None  # None: not an update run
+    rounds_note: str | None = None  # repeats="auto": how many rounds ran and why they stopped
 
     @property
     def n_cases(self) -> int:
@@ -58,7 +59,7 @@ class SuiteOutcome:
 
     def notes(self) -> list[str]:
         """What a reader must know to trust the comparison."""
-        notes = []
+        notes = [self.rounds_note] if self.rounds_note else []
         if self.baseline_error:
             notes.append(self.baseline_error)
         elif self.baseline is None and self.baseline_written is None:
@@ -119,20 +120,29 @@ class EvalRun:
         update: bool = False,
         plugin_version: str = "",
         provenance: Callable[[], Mapping[str, Any]] = dict,
+        sequential: Mapping[str, tuple[float, str]] | None = None,
     ) -> RunOutcome:
-        """Judge every suite; in update mode also write the baselines."""
-        outcome = self.judge(store, policy, update=update)
+        """Judge every suite; in update mode also write the baselines. ``sequential`` maps
+        the suite id of a ``repeats="auto"`` suite to (nominal alpha of its last look, the
+        note saying how many rounds ran and why they stopped)."""
+        outcome = self.judge(store, policy, update=update, sequential=sequential)
         if update:
             self.write_baselines(outcome, store, plugin_version=plugin_version, provenance=provenance)
         return outcome
 
-    def judge(self, store: BaselineStore, policy: GatePolicy, *, update: bool = False) -> RunOutcome:
-        """Judge every suite against its stored baseline; writes nothing."""
+    def judge(self, store: BaselineStore, policy: GatePolicy, *, update: bool = False,
+              sequential: Mapping[str, tuple[float, str]] | None = None) -> RunOutcome:
+        """Judge every suite against its stored baseline; writes nothing (``sequential``: as
+        for :meth:`finish`)."""
         outcomes = []
         for suite_id, results in self.results().items():
             outcome = _collate(results)
             outcome.baseline_path = store.display(suite_id)
-            _judge(outcome, store, policy, update)
+            suite_policy = policy
+            if sequential and suite_id in sequential:
+                suite_policy = replace(policy, alpha=sequential[suite_id][0])
+                outcome.rounds_note = sequential[suite_id][1]
+            _judge(outcome, store, suite_policy, update)
             outcomes.append(outcome)
         return RunOutcome(outcomes, update=update)
 

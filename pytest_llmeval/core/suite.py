@@ -35,6 +35,7 @@ class SuitePlan:
     target: Callable[..., Any] | None
     case_thresholds: Mapping[str, float]
     provider: Mapping[str, Any] = field(default_factory=dict)  # ProviderConfig overrides for this suite
+    auto_repeats: bool = False  # repeats="auto": one item per case; further rounds run after the items
 
     def items(self) -> list[tuple[str, Case]]:
         """(item id, case) per case and repeat, case-major, in dataset order."""
@@ -52,8 +53,8 @@ def plan_suite(
     registry: ScorerRegistry,
     *,
     ini_thresholds: Mapping[str, float],
-    repeats_override: int | None,
-    default_repeats: int = 1,
+    repeats_override: int | str | None,
+    default_repeats: int | str = 1,
     ini_budgets: Mapping[str, float] | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
@@ -108,8 +109,14 @@ def plan_suite(
         raise ConfigError(f"{where}: provider=: {exc}") from None
 
     repeats = repeats_override if repeats_override is not None else kwargs.get("repeats", default_repeats)
+    auto = repeats == "auto"
+    if auto:
+        if target is None and repeats_override is None and "repeats" in kwargs:
+            raise ConfigError(f"{where}: repeats='auto' needs target=: further rounds call the app without running the test body")
+        # From the command line or ini, auto applies to the suites that can re-run their app.
+        auto, repeats = target is not None, 1
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
+        raise ConfigError(f"{where}: repeats= must be a positive integer or 'auto', got {repeats!r}")
 
     path = test_dir / dataset_arg
     dataset = load_dataset(path, _display(path, rootdir))
@@ -125,7 +132,7 @@ def plan_suite(
         budgets=budgets,
         metrics=tuple(s.metric for s in scorers),
     )
-    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider))
+    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider), auto)
 
 
 def _unit_mapping(where: str, name: str, value: Any) -> dict[str, float]:

@@ -74,6 +74,17 @@ class BaselineCase:
     def means(self) -> dict[str, float]:
         return {metric: sum(values) / len(values) for metric, values in self.scores.items() if values}
 
+    @property
+    def repeats(self) -> int:
+        """How many repeats of the case the baseline holds (the most of any metric)."""
+        return max((len(values) for values in self.scores.values()), default=0)
+
+    @property
+    def flaky(self) -> bool:
+        """Whether the stored repeats of some metric disagree (``repeats="auto"`` with
+        ``rerun = flaky`` re-runs these cases)."""
+        return any(len(set(values)) > 1 for values in self.scores.values())
+
 
 @dataclass(frozen=True)
 class Baseline:

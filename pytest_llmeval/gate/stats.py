@@ -16,8 +16,8 @@ Scores are floats in [0, 1]; a metric is *binary* when every value is exactly
 0.0 or 1.0.  Every float returned is a plain Python ``float`` (JSON-safe).
 
 The module is imported on every pytest run, so it only imports the standard
-library at module level; scipy is imported lazily by the functions that need
-it.  It does not depend on pytest.
+library; the distribution functions are pure Python (:mod:`.distributions`),
+so the gate never pays for importing scipy.stats.  It does not depend on pytest.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import List, Optional, Sequence
+
+from . import distributions
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -95,17 +97,13 @@ def _mean_sd(values: List[float]) -> "tuple[float, float]":
 @lru_cache(maxsize=256)
 def _norm_ppf(q: float) -> float:
     """Standard normal quantile (cached: the plugin asks for few distinct q)."""
-    from scipy import stats
-
-    return float(stats.norm.ppf(q))
+    return distributions.norm_ppf(q)
 
 
 @lru_cache(maxsize=1024)
 def _t_ppf(q: float, df: int) -> float:
     """Student t quantile with ``df`` degrees of freedom (cached)."""
-    from scipy import stats
-
-    return float(stats.t.ppf(q, df))
+    return distributions.t_ppf(q, df)
 
 
 @lru_cache(maxsize=64)
@@ -164,11 +162,9 @@ def mean_ci(values: Sequence[float], confidence: float = DEFAULT_CONFIDENCE) -> 
         return MeanEstimate(0, _NAN, _NAN, _NAN, "none")
 
     if is_binary(xs):
-        from scipy import stats
-
         k = sum(1 for v in xs if v == 1.0)
-        ci = stats.binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
-        return MeanEstimate(n, k / n, float(ci.low), float(ci.high), "wilson")
+        low, high = distributions.wilson_interval(k, n, confidence)
+        return MeanEstimate(n, k / n, low, high, "wilson")
 
     mean, sd = _mean_sd(xs)
     if n < 2:
@@ -414,10 +410,8 @@ def compare_paired(
         if insufficient:
             p_value = 1.0
         else:
-            from scipy import stats
-
-            # Same statistic and p-value as stats.ttest_rel(cur, base, alternative="less").
-            p_value = _clip(float(stats.t.cdf(change / se, n - 1)), 0.0, 1.0)
+            # Same statistic and p-value as scipy.stats.ttest_rel(cur, base, alternative="less").
+            p_value = _clip(distributions.t_cdf(change / se, n - 1), 0.0, 1.0)
 
     return PairedComparison(
         n, baseline_mean, current_mean, change, ci_low, ci_high,
@@ -429,9 +423,7 @@ def _mcnemar_p(losses: int, wins: int) -> float:
     """Exact one-sided McNemar p-value, P(Binom(losses + wins, 1/2) >= losses)."""
     if losses + wins == 0:
         return 1.0
-    from scipy import stats
-
-    return float(stats.binomtest(losses, losses + wins, 0.5, alternative="greater").pvalue)
+    return distributions.binom_sf_half(losses, losses + wins)
 
 
 def non_inferiority_lower_bound(

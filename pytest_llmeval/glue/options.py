@@ -10,9 +10,12 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..gate.sequential import SequentialDesign
 from ..providers.config import ProviderConfig
 
 __all__ = [
@@ -39,8 +42,9 @@ DEFAULT_OUTPUT_CHARS = 1000
 class Settings:
     enabled: bool = False
     update: bool = False
-    repeats: int | None = None  # --llm-eval-repeats: wins over the marker's repeats=
-    default_repeats: int = 1  # ini llm_eval_repeats: for suites whose marker sets none
+    repeats: int | str | None = None  # --llm-eval-repeats (K or "auto"): wins over the marker's repeats=
+    default_repeats: int | str = 1  # ini llm_eval_repeats: for suites whose marker sets none
+    sequential: SequentialDesign | None = None  # how repeats="auto" runs (None: the defaults)
     alpha: float = DEFAULT_ALPHA
     max_drop: float = DEFAULT_MAX_DROP
     max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)
@@ -74,6 +78,8 @@ class Settings:
             "enforce_thresholds": self.enforce_thresholds,
             "repeats": self.repeats,
             "default_repeats": self.default_repeats,
+            **({"auto_repeats": {"max_rounds": self.sequential.max_rounds, "boundary": self.sequential.boundary,
+                                 "rerun": self.sequential.rerun}} if self.sequential is not None else {}),
             "update": self.update,
             "cache_mode": self.cache_mode,
             "concurrency": self.concurrency,
@@ -90,6 +96,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _repeats(text: str) -> int | str:
+    """A positive integer, or ``auto`` (adaptive repeats, see gate/sequential.py)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}") from None
 
 
 def _probability(text: str) -> float:
@@ -130,7 +146,7 @@ def add_options(parser: Any) -> None:
     group = parser.getgroup("llm-eval", "LLM evaluation (pytest-llmeval)")
     group.addoption("--llm-eval", action="store_true", dest="llm_eval", help="run tests marked llm_eval (skipped otherwise: evals cost money and time)")
     group.addoption("--llm-eval-update", action="store_true", dest="llm_eval_update", help="write this run's per-case scores as the new baseline (only after a complete run)")
-    group.addoption("--llm-eval-repeats", type=_positive_int, dest="llm_eval_repeats", metavar="K", help="run every case K times; repeats are averaged per case before any test")
+    group.addoption("--llm-eval-repeats", type=_repeats, dest="llm_eval_repeats", metavar="K|auto", help="run every case K times; repeats are averaged per case before any test; auto: run once, and more rounds only while the regression test is inconclusive")
     group.addoption("--llm-eval-alpha", type=_probability, dest="llm_eval_alpha", metavar="ALPHA", help=f"significance level of the regression test (ini llm_eval_alpha, default {DEFAULT_ALPHA})")
     group.addoption("--llm-eval-non-inferiority", action="store_true", dest="llm_eval_non_inferiority", help="strict mode: pass only if the lower confidence bound of the change is above minus the allowed drop")
     group.addoption("--llm-eval-ignore-thresholds", action="store_true", dest="llm_eval_ignore_thresholds", help="report absolute thresholds but do not fail on them (e.g. when blessing a baseline)")
@@ -164,7 +180,11 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_thresholds", type="linelist", default=[], help="metric=minimum mean, one per line, for every suite recording that metric (the marker's thresholds= win)")
     parser.addini("llm_eval_max_drop", type="linelist", default=[], help=f"allowed drop against the baseline: a number for all metrics and/or metric=number lines (default {DEFAULT_MAX_DROP})")
     parser.addini("llm_eval_alpha", default=str(DEFAULT_ALPHA), help="significance level of the regression test")
-    parser.addini("llm_eval_repeats", default="", help="default number of repeats per case")
+    parser.addini("llm_eval_repeats", default="", help="default number of repeats per case, or auto")
+    # Defaults as in gate.sequential.SequentialDesign (not imported here: this module loads on every pytest run).
+    parser.addini("llm_eval_auto_max_rounds", default="3", help="repeats=auto: at most this many rounds (1-10)")
+    parser.addini("llm_eval_auto_boundary", default="pocock", help="repeats=auto: alpha spending, pocock or obrien-fleming")
+    parser.addini("llm_eval_auto_rerun", default="all", help="repeats=auto: what a further round runs: all (every case) or flaky (cases whose baseline repeats disagree)")
     parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
 
@@ -208,7 +228,8 @@ def resolve(config: Any) -> Settings:
     if alpha is None:
         alpha = _ini(config, "llm_eval_alpha", _probability)
     repeats = option.llm_eval_repeats
-    default_repeats = _ini(config, "llm_eval_repeats", _positive_int, default=1)
+    default_repeats = _ini(config, "llm_eval_repeats", _repeats, default=1)
+    sequential = _sequential_design(config) if option.llm_eval or option.llm_eval_update else None
     concurrency = option.llm_eval_concurrency
     if concurrency is None:
         concurrency = _ini(config, "llm_eval_concurrency", _positive_int)
@@ -230,6 +251,7 @@ def resolve(config: Any) -> Settings:
         update=bool(option.llm_eval_update),
         repeats=repeats,
         default_repeats=default_repeats,
+        sequential=sequential,
         alpha=alpha,
         max_drop=DEFAULT_MAX_DROP if max_drop is None else max_drop,
         max_drop_by_metric=max_drop_by_metric,
@@ -252,6 +274,19 @@ def resolve(config: Any) -> Settings:
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
     )
+
+
+def _sequential_design(config: Any) -> SequentialDesign:
+    """The ``llm_eval_auto_*`` ini keys, checked by SequentialDesign itself."""
+    from ..gate.sequential import SequentialDesign
+
+    max_rounds = _ini(config, "llm_eval_auto_max_rounds", _positive_int)
+    boundary = str(config.getini("llm_eval_auto_boundary")).strip()
+    rerun = str(config.getini("llm_eval_auto_rerun")).strip()
+    try:
+        return SequentialDesign(max_rounds, boundary, rerun)
+    except ValueError as exc:
+        raise ConfigError(f"ini llm_eval_auto_*: {exc}") from None
 
 
 def _output_path(cli: str | None, ini: str, root: Path) -> Path | None:

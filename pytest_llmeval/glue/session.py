@@ -32,6 +32,7 @@ from ..reporting.report import build_report, run_block
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
+from .rounds import WORKEROUTPUT_KEY, AutoRounds
 
 __all__ = ["EvalSession"]
 
@@ -82,6 +83,7 @@ class EvalSession:
                                   inputs={"prompt log": settings.prompt_log, "price file": settings.price_file},
                                   folders={"cache": settings.cache_dir})
             self.progress.enter("start")  # from now on the report path never shows an older run's report
+        self.rounds = AutoRounds(self)  # repeats="auto": further rounds after the items
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -211,6 +213,7 @@ class EvalSession:
         recorder = item.stash.get(RECORDER_KEY, None)
         if recorder is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
             result = self._case_result(item, recorder, report)
+            self.rounds.keep(suite_id_of(item), result)
             report.llm_eval = result.to_dict()
             properties = _case_properties(result)
             item.user_properties.extend(properties)
@@ -262,6 +265,7 @@ class EvalSession:
             raise
         finally:
             self._close_runners()
+        self._run_auto_rounds(session)
         if self.is_worker:
             return result
         if session.shouldfail or session.shouldstop:
@@ -280,11 +284,10 @@ class EvalSession:
     def _judge_and_write(self, session: pytest.Session) -> None:
         """The gate, then the baseline and prompt-log writes of an update run, each a phase."""
         settings = self.settings
-        policy = GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
-                            settings.non_inferiority, settings.enforce_thresholds)
+        policy = self._policy()
         store = BaselineStore(settings.baseline_dir, self.config.rootpath)
         self.progress.enter("gate")
-        outcome = self.run.judge(store, policy, update=settings.update)
+        outcome = self.run.judge(store, policy, update=settings.update, sequential=self.rounds.gate_levels(policy.alpha))
         if settings.update:
             self.progress.enter("baseline write")
             try:
@@ -305,6 +308,32 @@ class EvalSession:
         session.testscollected += len(reports) // 3  # gates are test cases too: keeps progress at 100%
         for report in reports:
             self.config.hook.pytest_runtest_logreport(report=report)
+
+    def _policy(self) -> GatePolicy:
+        settings = self.settings
+        return GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
+                          settings.non_inferiority, settings.enforce_thresholds)
+
+    def _run_auto_rounds(self, session: pytest.Session) -> None:
+        """repeats="auto": the further rounds of the suites this process ran (see glue/rounds.py)."""
+        if not self.rounds.first or session.shouldfail or session.shouldstop:
+            return
+        try:
+            extra = self.rounds.run(session.items, self._policy())
+        except BaseException as exc:  # Ctrl-C during a round: the run is incomplete
+            self.incomplete = self.progress.stopped_reason(str(exc) or type(exc).__name__)
+            raise
+        if self.is_worker:
+            self.config.workeroutput[WORKEROUTPUT_KEY] = self.rounds.payload()  # type: ignore[attr-defined]
+        else:
+            for case_result in extra:
+                self.run.add(case_result)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: a worker's further rounds of repeats="auto" suites."""
+        for data in self.rounds.receive(getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)):
+            self.run.add(CaseResult.from_dict(data, suite=self._spec(data["suite"])))
 
     def _close_runners(self) -> None:
         for runner in self.runners.values():

@@ -34,7 +34,7 @@ How retries are represented (one rule, used by the clients and by the summaries)
 * a cache hit is a record with ``cached=True`` and ``cost=0.0``: its tokens are those of
   the recorded response (what the prompt needs), its cost is what was paid (nothing).
 
-numpy is imported only inside :func:`summarize_suite`. Nothing here imports pytest.
+Nothing here imports numpy or pytest.
 """
 
 from __future__ import annotations
@@ -301,7 +301,7 @@ def summarize_suite(
     trips; an empty dict is a case that made no calls). ``case_error_kinds`` has one entry
     per case: the :class:`~pytest_llmeval.errors.ProviderError` kind the case ended in, or
     None. ``case_latencies_ms`` are the per-case app latencies the percentiles are taken of
-    (``numpy.percentile``, linear); None and nan entries are skipped, so the caller may
+    (linear interpolation, as ``numpy.percentile``); None and nan entries are skipped, so the caller may
     leave out cases without a measured latency. Percentiles and means are nan without data.
     """
     if len(case_error_kinds) != len(case_usages):
@@ -366,8 +366,15 @@ def summarize_suite(
 
 
 def _percentiles(values: Sequence[float], qs: Sequence[float]) -> tuple[float, ...]:
+    """Linear-interpolation percentiles (Hyndman & Fan type 7, ``numpy.percentile``'s
+    default), in pure Python: importing numpy would add a visible pause to every run."""
     if not values:
         return tuple(math.nan for _ in qs)
-    import numpy
-
-    return tuple(float(x) for x in numpy.percentile(numpy.asarray(values, dtype=float), list(qs)))
+    ordered = sorted(values)
+    out = []
+    for q in qs:
+        h = (len(ordered) - 1) * q / 100.0
+        low = math.floor(h)
+        high = min(low + 1, len(ordered) - 1)
+        out.append(ordered[low] + (h - low) * (ordered[high] - ordered[low]))
+    return tuple(out)
