@@ -72,6 +72,10 @@ class EvalSession:
         self.incomplete: str | None = None
         self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
+        if settings.capture:
+            from ..providers import capture
+
+            capture.enable()
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
 
@@ -320,6 +324,9 @@ class EvalSession:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
+        from ..providers import capture
+
+        capture.disable()
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 
@@ -376,7 +383,7 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
     base_props = [(PROPERTY_PREFIX + "dataset", suite.spec.dataset), (PROPERTY_PREFIX + "cases", suite.n_cases)]
     if suite.flaky_cases:
         base_props.append((PROPERTY_PREFIX + "flaky_cases", " ".join(suite.flaky_cases)))
-    gates: list[tuple[str, bool, str, list[tuple[str, object]]]] = []
+    gates: list[tuple[str, bool | None, str, list[tuple[str, object]]]] = []  # passed None: not judged
     if suite.baseline_error is not None:
         gates.append(("baseline", False, suite.baseline_error, []))
     for verdict in suite.verdicts:
@@ -392,12 +399,16 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
         message = "\n".join([verdict.message(), *suite.notes()])
         gates.append((verdict.metric, verdict.passed, message, [(PROPERTY_PREFIX + k, v) for k, v in props]))
     for usage in suite.usage_verdicts:
-        gates.append((usage.name, usage.passed, usage.message, [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
+        gates.append((usage.name, usage.passed if usage.judged else None, usage.message,
+                      [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
 
     for name, passed, message, props in gates:
         nodeid = f"{suite.spec.suite_id}::llm_eval_gate[{name}]"
         location = (file_part, None, f"{function}::llm_eval_gate[{name}]")
         properties = base_props + props
         yield pytest.TestReport(nodeid, location, {}, "passed", None, "setup", user_properties=properties)
-        yield pytest.TestReport(nodeid, location, {}, "passed" if passed else "failed", None if passed else message, "call", user_properties=properties)
+        if passed is None:  # not judged: a skip carrying the reason, neither a pass nor a failure
+            yield pytest.TestReport(nodeid, location, {}, "skipped", (file_part, 0, message), "call", user_properties=properties)
+        else:
+            yield pytest.TestReport(nodeid, location, {}, "passed" if passed else "failed", None if passed else message, "call", user_properties=properties)
         yield pytest.TestReport(nodeid, location, {}, "passed", None, "teardown", user_properties=properties)

@@ -50,6 +50,7 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         lines.append("")
     failures = [reason for m in suite["metrics"] for reason in m["reasons"]]
     failures += [g["message"] for g in suite["usage_gates"] if g["verdict"] == "fail"]
+    unjudged = [g["message"] for g in suite["usage_gates"] if g["verdict"] == "not judged"]
     if baseline.get("error"):
         failures.insert(0, baseline["error"])
     if suite["errors"]:
@@ -58,6 +59,8 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         failures.append(f"{len(suite['failed_cases'])} case(s) failed: {_ids(suite['failed_cases'])}")
     if failures:
         lines += ["**What failed**", ""] + [f"- {_cell(f)}" for f in failures] + [""]
+    if unjudged:
+        lines += ["**Not judged**", ""] + [f"- {_cell(f)}" for f in unjudged] + [""]
     notes = [n for n in suite["notes"] if not n.startswith(tuple(f"{m['name']}:" for m in suite["metrics"]))]
     if notes:
         lines += ["**Notes**", ""] + [f"- {_cell(n)}" for n in notes] + [""]

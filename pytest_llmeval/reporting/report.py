@@ -138,7 +138,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
         },
         "metrics": [_metric_entry(v) for v in suite.verdicts],
         "usage": suite.usage.to_dict() if suite.usage is not None else None,
-        "usage_gates": [{"name": u.name, "verdict": "pass" if u.passed else "fail", "message": u.message,
+        "usage_gates": [{"name": u.name, "verdict": u.status, "message": u.message,
                          "properties": json_safe(dict(u.properties))} for u in suite.usage_verdicts],
         "notes": suite.notes(),
         "cases": [_case_entry(r, paired.get(r.case_id)) for r in suite.results],
