@@ -61,7 +61,7 @@ __all__ = ["HTTP_MODULES", "disable", "enable", "enabled", "own_call"]
 HTTP_MODULES = ("httpx", "httpx2")
 _OWN: contextvars.ContextVar[bool] = contextvars.ContextVar("pytest_llmeval_own_call", default=False)
 _LOCK = threading.RLock()
-_ORIGINALS: dict[str, tuple[Any, Any]] = {}  # module name -> (Client.send, AsyncClient.send)
+_ORIGINALS: dict[str, tuple[Any, Any, Any]] = {}  # module name -> (module, Client.send, AsyncClient.send)
 _ENABLED = False
 _FINDER: _PatchOnImport | None = None
 _MAX_RECORDED_BODY = 32 * 1024 * 1024
@@ -107,11 +107,9 @@ def disable() -> None:
             except ValueError:
                 pass
             _FINDER = None
-        for name, (send, asend) in list(_ORIGINALS.items()):
-            module = sys.modules.get(name)
-            if module is not None:
-                module.Client.send = send
-                module.AsyncClient.send = asend
+        for name, (module, send, asend) in list(_ORIGINALS.items()):
+            module.Client.send = send
+            module.AsyncClient.send = asend
             del _ORIGINALS[name]
 
 
@@ -149,10 +147,13 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
 
 def _patch(module: Any) -> None:
     name = module.__name__
-    if name in _ORIGINALS or not hasattr(module, "Client") or not hasattr(module, "AsyncClient"):
+    if not hasattr(module, "Client") or not hasattr(module, "AsyncClient"):
+        return
+    known = _ORIGINALS.get(name)
+    if known is not None and known[0] is module:
         return
     send, asend = module.Client.send, module.AsyncClient.send
-    _ORIGINALS[name] = (send, asend)
+    _ORIGINALS[name] = (module, send, asend)  # a module imported afresh (tests restore sys.modules) is wrapped anew
     tee_sync, tee_async = _tee_classes(module)
 
     def captured_send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
