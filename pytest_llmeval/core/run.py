@@ -231,6 +231,7 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         paired_tokens = None
         if baseline is not None and not update:
             shared = [c for c in outcome.case_tokens if c in baseline.cases and baseline.cases[c].usage and c not in outcome.changed_cases]
+            paired_tokens = {}  # a comparison was due: empty when no case pairs (the budgets then say why)
             if shared:
                 paired_tokens = {
                     name: (sum(baseline.cases[c].usage.get(name, 0.0) for c in shared) / len(shared),

@@ -77,6 +77,7 @@ def judge_usage(
 ) -> list[UsageVerdict]:
     """Judge ``usage`` against ``budgets``. ``paired_tokens`` maps ``input_tokens`` /
     ``output_tokens`` to (baseline mean, current mean) over the cases both sides share.
+    ``paired_tokens`` is None when no comparison was due (no baseline, an update run).
     When some calls had no usage, the cost and token budgets are not judged (a sum with
     unknown terms is neither under nor over a limit)."""
     from .verdicts import fmt_money
@@ -110,7 +111,7 @@ def judge_usage(
                                      {"error_rate": usage.error_rate, "budget": limit}))
     for tokens in ("output_tokens", "input_tokens"):
         limit = budgets.get(f"max_{tokens}_increase")
-        if limit is not None and unknown:
+        if limit is not None and unknown and paired_tokens is not None:
             verdicts.append(_not_judged(f"{tokens}_increase", usage, f"{tokens.replace('_', ' ')} increase (allowed {limit:.0%})"))
             continue
         if limit is None or not paired_tokens or tokens not in paired_tokens:

@@ -306,7 +306,11 @@ class EvalSession:
 
     def _run_block(self) -> dict[str, Any]:
         versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
-        return run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard)
+        block = run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard)
+        from ..providers.pricing import price_source
+
+        block["prices"] = {**price_source(), "overrides": len(runtime.defaults().prices or ())}
+        return block
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.settings.shard is not None and self.incomplete is None:

@@ -54,6 +54,8 @@ def usage_line(u: SuiteUsage) -> str:
     parts = []
     if u.calls:
         cost = f"cost ${fmt_money(u.cost_total)} (${fmt_money(u.cost_mean)}/case, p95 ${fmt_money(u.cost_p95)})"
+        if u.usage_unknown_calls:
+            cost = "cost unknown" if u.usage_unknown_calls == u.calls else "cost at least " + cost.removeprefix("cost ")
         if u.judge_cost_total:
             cost += f" of which judge ${fmt_money(u.judge_cost_total)}"
         if u.unpriced_models:
