@@ -27,6 +27,7 @@ from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
 from ..providers import runtime
+from ..providers.redaction import redact, redact_json
 from ..reporting.markdown import render_markdown
 from ..reporting.report import build_report, placeholder_report, run_block, write_json
 from ..reporting.terminal import summary_lines
@@ -207,10 +208,14 @@ class EvalSession:
         recorder = item.stash.get(RECORDER_KEY, None)
         if recorder is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
             result = self._case_result(item, recorder, report)
-            report.llm_eval = result.to_dict()
-            properties = _case_properties(result)
+            report.llm_eval = redact_json(result.to_dict())
+            properties = [(name, redact(value) if isinstance(value, str) else value) for name, value in _case_properties(result)]
             item.user_properties.extend(properties)
             report.user_properties.extend(properties)
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):  # failure text: terminal and junit
+            text = report.longreprtext
+            if redact(text) != text:
+                report.longrepr = redact(text)
         return report
 
     def _case_result(self, item: pytest.Item, recorder: EvalRecorder, report: pytest.TestReport) -> CaseResult:
@@ -289,7 +294,7 @@ class EvalSession:
         if self.settings.report is not None:
             write_json(self.settings.report, placeholder)
         if self.settings.markdown is not None:
-            write_atomic(self.settings.markdown, render_markdown(placeholder))
+            write_atomic(self.settings.markdown, redact(render_markdown(placeholder)))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
@@ -302,7 +307,7 @@ class EvalSession:
         if self.settings.report is not None:
             write_json(self.settings.report, doc)
         if self.settings.markdown is not None:
-            write_atomic(self.settings.markdown, render_markdown(doc))
+            write_atomic(self.settings.markdown, redact(render_markdown(doc)))
 
     def _run_block(self) -> dict[str, Any]:
         versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
@@ -324,7 +329,7 @@ class EvalSession:
         elif self.outcome is not None:
             terminalreporter.write_sep("=", "llm-eval summary", bold=True)
             for line in summary_lines(self.outcome):
-                terminalreporter.write_line(line)
+                terminalreporter.write_line(redact(line))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
@@ -407,6 +412,7 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
                       [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
 
     for name, passed, message, props in gates:
+        message = redact(message)
         nodeid = f"{suite.spec.suite_id}::llm_eval_gate[{name}]"
         location = (file_part, None, f"{function}::llm_eval_gate[{name}]")
         properties = base_props + props

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import CacheError, CacheMissError, ConfigError
+from .redaction import redact
 
 __all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "cache_request", "key_url", "parse_cache_mode"]
 
@@ -226,7 +227,7 @@ class ResponseCache:
         if not isinstance(response, Mapping):
             raise TypeError(f"a cached response must be a mapping, not {type(response).__name__}")
         try:
-            text = json.dumps({"key": key, "request": request, "response": response}, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+            text = redact(json.dumps({"key": key, "request": request, "response": response}, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
         except (TypeError, ValueError) as exc:
             raise TypeError(f"a cached response must be plain JSON: {exc}") from None
         try:

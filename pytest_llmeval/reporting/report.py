@@ -221,5 +221,8 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, doc: Any) -> None:
-    """Write atomically (see :func:`~pytest_llmeval.fileio.write_atomic`)."""
-    write_atomic(path, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
+    """Write atomically (see :func:`~pytest_llmeval.fileio.write_atomic`), redacted
+    (:func:`~pytest_llmeval.providers.redaction.redact`: no API key leaves in a report)."""
+    from ..providers.redaction import redact
+
+    write_atomic(path, redact(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)) + "\n")
