@@ -163,3 +163,25 @@ def test_a_judge_that_echoes_the_key_leaks_it_nowhere(pytester, write_jsonl, ser
     assert any(".llm-eval/cache" in str(p) for p in files)
     for path in files:
         assert key not in path.read_text(errors="replace"), path
+
+
+def test_the_async_client_writes_the_cache_off_the_event_loop(server, tmp_path):
+    import threading
+
+    cache = ResponseCache(tmp_path, "readwrite")
+    writers: list[str] = []
+    store = cache.store
+
+    def spy(*args, **kwargs):
+        writers.append(threading.current_thread().name)
+        return store(*args, **kwargs)
+
+    cache.store = spy  # type: ignore[method-assign]
+
+    async def run():
+        async with AsyncChatClient(model="gpt-4o-mini", base_url=server.base_url, api_key_env="TEST_KEY", cache=cache) as client:
+            await client.chat(MESSAGES)
+            return threading.current_thread().name
+
+    loop_thread = asyncio.run(run())
+    assert len(writers) == 1 and writers[0] != loop_thread and cache.writes == 1

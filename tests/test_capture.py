@@ -299,3 +299,26 @@ def test_recorded_stream_replays_as_a_stream(server, tmp_path):
     text, records, _ = in_case(read)
     assert text == "four it is" and server.requests == 0
     assert records[0].cached and records[0].output_tokens == 3
+
+
+def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path):
+    import threading
+
+    cache = use_cache(tmp_path / "cache", "readwrite")
+    writers: list[str] = []
+    store = cache.store
+
+    def spy(*args, **kwargs):
+        writers.append(threading.current_thread().name)
+        return store(*args, **kwargs)
+
+    cache.store = spy  # type: ignore[method-assign]
+
+    async def call():
+        async with openai.AsyncOpenAI(base_url=server.base_url, api_key=KEY) as aclient:
+            await aclient.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES)
+            return threading.current_thread().name
+
+    loop_thread, records, _ = in_case(lambda: asyncio.run(call()))
+    assert len(writers) == 1 and writers[0] != loop_thread
+    assert cache.writes == 1 and records[0].output_tokens == 3

@@ -188,6 +188,10 @@ def _patch(module: Any) -> None:
             raise
         if kwargs.get("stream"):
             response.stream = tee_async(response.stream, call, response)
+        elif call.writes():  # an atomic cache write with fsync: off the event loop
+            import anyio.to_thread
+
+            await anyio.to_thread.run_sync(call.answered, response, response.content)
         else:
             call.answered(response, response.content)
         return response
@@ -299,6 +303,10 @@ class _Call:
         if not isinstance(body, dict):
             return None
         return cls(request, module, api, body)
+
+    def writes(self) -> bool:
+        cache = runtime.defaults().cache
+        return cache is not None and cache.writes_enabled
 
     def describe(self) -> str:
         stream = ", stream" if self.stream else ""
