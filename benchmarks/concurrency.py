@@ -26,7 +26,10 @@ server's counters reset before each:
 
 The concurrent runs are repeated ``--rounds`` times (default 3) and the run of median
 wall time is reported, with the fastest wall beside it: the numbers are noisy on a busy
-machine. For each run: wall time, wall / (N*L/C), CPU of the pytest process and of this
+machine. At the end it prints the connections the server accepted per request (the client pools
+must reuse connections: goal <= C + 5% in all), and the record/live (goal <= 1.15) and
+async/sync (goal <= 1.1) wall ratios of the cold runs, all from one invocation.
+For each run: wall time, wall / (N*L/C), CPU of the pytest process and of this
 process (the server), the server's request count and max in flight, and four phases
 from a timing conftest: start-up (to ``pytest_configure``), collect (to the first item),
 items (first to last case item: where the calls run) and tail (the gate, the summary,
@@ -218,6 +221,7 @@ class Run:
     server_cpu: float  # this process: the loopback server's threads
     requests: int
     max_in_flight: int
+    connections: int  # TCP connections the server accepted
     phases: dict[str, float]  # start-up, collection, items, tail (seconds)
 
 
@@ -279,7 +283,7 @@ def run_pytest(name: str, args: list[str], cwd: Path, server: LoopbackLLMServer,
               "items": t["last_item"] - t["first_item"], "tail": ended - t["last_item"]}
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     server_cpu = (after_self.ru_utime - before_self.ru_utime) + (after_self.ru_stime - before_self.ru_stime)
-    return Run(name, wall, cpu, server_cpu, server.requests, server.max_in_flight, phases)
+    return Run(name, wall, cpu, server_cpu, server.requests, server.max_in_flight, server.connections, phases)
 
 
 def code_version() -> str:
@@ -359,7 +363,7 @@ def main() -> int:
                 run = run_pytest(name, args, project, server, n, env=extra_env, **kw)  # type: ignore[arg-type]
                 by_name.setdefault(name, []).append(run)
                 print(f"  {name:<14} wall {run.wall:6.2f} s  pytest CPU {run.cpu:5.2f} s  requests {run.requests:5d}"
-                      f"  max in flight {run.max_in_flight:3d}", flush=True)
+                      f"  max in flight {run.max_in_flight:3d}  connections {run.connections:4d}", flush=True)
                 if "replay" in name and run.requests:
                     failures.append(f"{name} made {run.requests} HTTP request(s), expected 0")
                 return run
@@ -411,6 +415,16 @@ def main() -> int:
             for kind, _ in variants:
                 print(f"\ncProfile of the {kind} cold run, all threads, CPU time per thread, by internal time:")
                 pstats.Stats(str(tmp / f"{kind}-cold.prof")).sort_stats("tottime").print_stats(25)
+        print("\ngoals (one run, medians): connections <= C + 5%, record/live <= 1.15, async/sync <= 1.1")
+        for kind, _ in variants:
+            cold, record = runs[f"{kind} cold"], runs[f"{kind} record"]
+            per_request = cold.connections / cold.requests if cold.requests else float("nan")
+            print(f"  {kind}: connections opened {cold.connections} for {cold.requests} requests = {per_request:.3f} per request"
+                  f" ({'met' if cold.connections <= c * 1.05 else 'MISSED'}: C = {c});"
+                  f" record/live wall {record.wall / cold.wall:.2f} ({'met' if record.wall / cold.wall <= 1.15 else 'MISSED'})")
+        if "async cold" in runs:
+            ratio = runs["async cold"].wall / runs["sync cold"].wall
+            print(f"  async/sync wall {ratio:.2f} ({'met' if ratio <= 1.1 else 'MISSED'})")
         for failure in failures:
             print(f"FAIL: {failure}")
         return 1 if failures else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import pkgutil
 
 import pytest
@@ -22,6 +23,10 @@ try:  # hypothesis' pytest plugin imports this in every in-process run's summary
     importlib.import_module("hypothesis.internal.observability")
 except ImportError:
     pass
+
+# litellm fetches its model cost map from the internet at import unless told not to: the
+# tests reach nothing but loopback.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 pytest_plugins = ["pytester"]
 

@@ -583,6 +583,69 @@ def _gate_calibration(runs: Runs) -> str:
 EXAMPLE_NAMES = sorted(RECIPES)
 
 
+_SDK_CONFTEST = """
+    import os
+    from pytest_llmeval.testing import LoopbackLLMServer
+
+    _server = None
+
+    def pytest_configure(config):
+        global _server
+        if hasattr(config, "workerinput"):
+            return
+        drop = os.environ.get("DROP_USAGE") == "1"  # some OpenAI-compatible servers send none
+        _server = LoopbackLLMServer(lambda request: "yes it is",
+                                    reshape=(lambda request, payload: {k: v for k, v in payload.items() if k != "usage"}) if drop else None)
+        os.environ["SDK_BASE_URL"] = _server.start().base_url
+
+    def pytest_unconfigure(config):
+        if _server is not None:
+            _server.stop()
+    """
+
+
+def _sdk_project(runs: Runs, name: str, marker: str = "") -> Path:
+    """Two cases whose app calls the real ``openai`` SDK against a loopback server."""
+    return runs.project(name, {
+        "data.jsonl": "".join(json.dumps({"id": f"c{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"}) + "\n"
+                              for i in range(3)),
+        "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "conftest.py": _SDK_CONFTEST,
+        "test_eval.py": f"""
+            import os
+            import openai
+            import pytest
+
+            client = openai.OpenAI(base_url=os.environ["SDK_BASE_URL"], api_key="sk-example")
+
+            def app(question):
+                answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": question}}])
+                return answer.choices[0].message.content
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"]{marker})
+            def test_eval(llm_case, llm_eval):
+                pass
+            """,
+    })
+
+
+@recipe("providers-strict-sdk-miss")
+def _providers_strict_sdk_miss(runs: Runs) -> str:
+    out = runs.run(_sdk_project(runs, "sdk-miss"), "--llm-eval", "--llm-eval-cache=strict", "-q")
+    return next(line for line in out.splitlines() if line.startswith("case 'c000': app raised CacheMissError"))
+
+
+@recipe("providers-not-judged")
+def _providers_not_judged(runs: Runs) -> str:
+    folder = _sdk_project(runs, "sdk-no-usage", ', budgets={"max_cost_per_case": 0.001}')
+    os.environ["DROP_USAGE"] = "1"
+    try:
+        out = runs.run(folder, "--llm-eval", "-q")
+    finally:
+        os.environ.pop("DROP_USAGE", None)
+    return grep(out, r"^  usage: ", r"^  cost_per_case: ")
+
+
 def generate(names: list[str]) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="llm-eval-docs-") as tmp:
         runs = Runs(Path(tmp))

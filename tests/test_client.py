@@ -38,8 +38,9 @@ from pytest_llmeval.testing import Faults
 KEY_ENV = "LLMEVAL_CLIENT_TEST_KEY"
 KEY = "sk-planted-SECRET-7f3a9c0d1e2b4a68"
 USER = [{"role": "user", "content": "what is two plus two"}]  # 5 words
-GPT_MINI = PriceTable.default().price_for("gpt-4o-mini")
-HAIKU = PriceTable.default().price_for("claude-haiku-3.5")
+# List prices (USD per million tokens) as genai-prices has them: input / output.
+GPT_MINI = Price(0.15, 0.60)
+HAIKU = Price(0.80, 4.00)
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +71,7 @@ def server(llm_server):
 
 def config(server, provider: str = "openai", **changes) -> ProviderConfig:
     settings = dict(
-        provider=provider, model="gpt-4o-mini" if provider == "openai" else "claude-haiku-3.5",
+        provider=provider, model="gpt-4o-mini" if provider == "openai" else "claude-3-5-haiku-latest",
         base_url=server.base_url, api_key_env=KEY_ENV, timeout=5.0, max_retries=2,
         backoff_base=0.01, backoff_max=1.0,
     )
@@ -189,7 +190,7 @@ def test_anthropic_round_trip_sends_system_separately(server, make):
     caller = make(config(server, "anthropic"))
     result = caller.chat([{"role": "system", "content": "Be brief."}, *USER])
     assert result.text == "four it is"
-    assert result.model == "claude-haiku-3.5"
+    assert result.model == "claude-3-5-haiku-latest"
     assert (result.input_tokens, result.output_tokens) == (7, 3)
     assert result.cost == pytest.approx(HAIKU.cost(7, 3))
     assert result.cost == pytest.approx((7 * 0.80 + 3 * 4.00) / 1e6)
@@ -415,8 +416,9 @@ def test_client_errors_are_not_retried(server, make):
 
 
 def test_a_real_400_from_the_server(server, make):
-    with pytest.raises(ClientRequestError, match="streaming is not supported") as info:
-        make(config(server, max_retries=4)).chat(USER, stream=True)
+    # the query string swallows "/chat/completions": the request reaches /v1/responses without "input"
+    with pytest.raises(ClientRequestError, match="'input' is required") as info:
+        make(config(server, base_url=f"{server.url}/v1/responses?route=", max_retries=4)).chat(USER)
     assert info.value.status == 400
     assert server.requests == 1
 

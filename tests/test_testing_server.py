@@ -186,8 +186,8 @@ def test_error_bodies(server, client):
     assert response.json()["type"] == "error"
     assert response.json()["error"]["type"] == "invalid_request_error"
 
-    response = client.post(f"{server.base_url}/chat/completions", json=chat("x", stream=True))
-    assert response.status_code == 400 and "stream" in response.json()["error"]["message"]
+    response = client.post(f"{server.base_url}/responses", json={"model": "m"})
+    assert response.status_code == 400 and "input" in response.json()["error"]["message"]
 
     response = client.post(f"{server.base_url}/completions", json=chat("x"))
     assert response.status_code == 404

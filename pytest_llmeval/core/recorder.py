@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..errors import ProviderError, ScorerError
+from ..errors import CacheMissError, ProviderError, ScorerError
 from ..models import Case
 from ..providers.accounting import Ledger
 from ..scorers import BoundScorer
@@ -40,7 +40,7 @@ class EvalRecorder:
         self.error: str | None = None
         self.error_kind: str | None = None
         self.latency_ms: float | None = None
-        self.ledger = Ledger()
+        self.ledger = Ledger(label=f"case {case.id!r}")
         self.prompts: dict[str, str] = {}  # filled by pytest_llmeval.prompts while the case runs
         self._output: Any = _UNSET
         self._failure: BaseException | None = None
@@ -97,11 +97,24 @@ class EvalRecorder:
         if not isinstance(exc, Exception):
             self._failure = exc
             return
+        misses = self.ledger.misses
+        if misses and not isinstance(exc, CacheMissError):  # the SDK's error for a strict miss: say what it was
+            miss = CacheMissError(misses[0])
+            miss.__cause__ = exc
+            exc = miss
         self.error = f"app raised {type(exc).__name__}: {exc}"
-        self.error_kind = exc.kind if isinstance(exc, ProviderError) else "app"
+        self.error_kind = exc.kind if isinstance(exc, ProviderError) else "cache_miss" if isinstance(exc, CacheMissError) else "app"
         failure = AppError(f"case {self.case.id!r}: {self.error}")
         failure.__cause__ = exc
         self._failure = failure
+
+    def check_replay(self, latency_ms: float) -> bool:
+        """After the app returned: a strict-replay miss it swallowed still fails the case
+        (True when it did)."""
+        misses = self.ledger.misses
+        if misses:
+            self.app_failed(CacheMissError(misses[0]), latency_ms)
+        return bool(misses)
 
     def score_quietly(self, output: Any) -> None:
         """Score, keeping a scorer failure for the item to raise instead of raising here."""

@@ -221,11 +221,13 @@ def prompt_versions(results: list[CaseResult]) -> dict[str, list[str]]:
 
 
 def _case_tokens(results: list[CaseResult]) -> dict[str, dict[str, float]]:
-    """Mean app input/output tokens per case (over its repeats), for cases that called a model."""
+    """Mean app input/output tokens per case (over its repeats), for cases that called a
+    model and whose every call reported its usage (no invented zeros reach a baseline)."""
     per_case: dict[str, list[tuple[int, int]]] = {}
+    unknown = {r.case_id for r in results if (r.usage.get("app") or {}).get("usage_unknown_calls")}
     for result in results:
         app = result.usage.get("app")
-        if app and app.get("calls") and result.outcome != "error":
+        if app and app.get("calls") and result.outcome != "error" and result.case_id not in unknown:
             per_case.setdefault(result.case_id, []).append((app["input_tokens"], app["output_tokens"]))
     return {
         case_id: {"input_tokens": sum(i for i, _ in runs) / len(runs), "output_tokens": sum(o for _, o in runs) / len(runs)}
@@ -257,6 +259,7 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         paired_tokens = None
         if baseline is not None and not update:
             shared = [c for c in outcome.case_tokens if c in baseline.cases and baseline.cases[c].usage and c not in outcome.changed_cases]
+            paired_tokens = {}  # a comparison was due: empty when no case pairs (the budgets then say why)
             if shared:
                 paired_tokens = {
                     name: (sum(baseline.cases[c].usage.get(name, 0.0) for c in shared) / len(shared),

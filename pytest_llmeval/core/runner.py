@@ -110,7 +110,8 @@ class SuiteRunner:
                 recorder.app_failed(exc, (time.perf_counter() - started) * 1000)
                 return recorder
             recorder.latency_ms = (time.perf_counter() - started) * 1000
-            recorder.score_quietly(output)
+            if not recorder.check_replay(recorder.latency_ms):
+                recorder.score_quietly(output)
         return recorder
 
     async def _run_async(self, case: Case) -> EvalRecorder:
@@ -127,6 +128,8 @@ class SuiteRunner:
                     recorder.app_failed(exc, (time.perf_counter() - started) * 1000)
                     return recorder
                 recorder.latency_ms = (time.perf_counter() - started) * 1000
+            if recorder.check_replay(recorder.latency_ms):
+                return recorder
             # Scorers may block (a judge's HTTP call): score on the pool, not on the loop.
             context = contextvars.copy_context()
             await loop.run_in_executor(self._pool, context.run, recorder.score_quietly, output)

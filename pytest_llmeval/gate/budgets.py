@@ -49,10 +49,25 @@ def parse_budgets(values: Mapping[str, Any], where: str) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class UsageVerdict:
+    """One budget's verdict. ``judged=False``: the budget could not be judged (usage
+    unknown for some calls); it neither passes nor fails, and ``message`` says why."""
+
     name: str
     passed: bool
     message: str
     properties: Mapping[str, Any] = field(default_factory=dict)
+    judged: bool = True
+
+    @property
+    def status(self) -> str:
+        """``"pass"``, ``"fail"`` or ``"not judged"``."""
+        return "not judged" if not self.judged else "pass" if self.passed else "fail"
+
+
+def _not_judged(name: str, usage: SuiteUsage, what: str) -> UsageVerdict:
+    return UsageVerdict(name, True, f"{what} not judged: usage unknown for {usage.usage_unknown_calls} of {usage.calls} calls"
+                        " (the provider's answers had no usage)",
+                        {"usage_unknown_calls": usage.usage_unknown_calls, "calls": usage.calls}, judged=False)
 
 
 def judge_usage(
@@ -61,12 +76,18 @@ def judge_usage(
     paired_tokens: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[UsageVerdict]:
     """Judge ``usage`` against ``budgets``. ``paired_tokens`` maps ``input_tokens`` /
-    ``output_tokens`` to (baseline mean, current mean) over the cases both sides share."""
+    ``output_tokens`` to (baseline mean, current mean) over the cases both sides share.
+    ``paired_tokens`` is None when no comparison was due (no baseline, an update run).
+    When some calls had no usage, the cost and token budgets are not judged (a sum with
+    unknown terms is neither under nor over a limit)."""
     from .verdicts import fmt_money
 
     verdicts = []
+    unknown = getattr(usage, "usage_unknown_calls", 0) > 0
     limit = budgets.get("max_cost_per_case")
-    if limit is not None:
+    if limit is not None and unknown:
+        verdicts.append(_not_judged("cost_per_case", usage, f"cost per case (budget ${fmt_money(limit)})"))
+    elif limit is not None:
         mean = usage.cost_mean
         passed = math.isnan(mean) or mean <= limit
         text = f"cost per case ${fmt_money(mean)} mean (p95 ${fmt_money(usage.cost_p95)}, total ${fmt_money(usage.cost_total)})"
@@ -90,6 +111,9 @@ def judge_usage(
                                      {"error_rate": usage.error_rate, "budget": limit}))
     for tokens in ("output_tokens", "input_tokens"):
         limit = budgets.get(f"max_{tokens}_increase")
+        if limit is not None and unknown and paired_tokens is not None:
+            verdicts.append(_not_judged(f"{tokens}_increase", usage, f"{tokens.replace('_', ' ')} increase (allowed {limit:.0%})"))
+            continue
         if limit is None or not paired_tokens or tokens not in paired_tokens:
             continue
         before, after = paired_tokens[tokens]

@@ -66,6 +66,7 @@ class Settings:
     judge: ProviderConfig | None = None
     prompts_dir: Path = Path("prompts")
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
+    capture: bool = True  # ini llm_eval_capture: count and record/replay SDK calls (providers/capture.py)
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -187,6 +188,7 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_auto_rerun", default="all", help="repeats=auto: what a further round runs: all (every case) or flaky (cases whose baseline repeats disagree)")
     parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
+    parser.addini("llm_eval_capture", type="bool", default=True, help="count, record and replay the openai/anthropic SDK, litellm and LangChain HTTP calls of eval cases (false: only the plugin's own clients)")
 
 
 def parse_metric_values(lines: Any, source: str, *, allow_default: bool = False) -> tuple[float | None, dict[str, float]]:
@@ -273,6 +275,7 @@ def resolve(config: Any) -> Settings:
         shard=option.llm_eval_shard,
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
+        capture=bool(config.getini("llm_eval_capture")),
     )
 
 

@@ -27,6 +27,7 @@ from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
 from ..providers import runtime
+from ..providers.redaction import redact, redact_json
 from ..reporting.progress import RunProgress, refuse_unsafe_outputs
 from ..reporting.report import build_report, run_block
 from ..reporting.terminal import summary_lines
@@ -73,6 +74,10 @@ class EvalSession:
         self.incomplete: str | None = None
         self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
+        if settings.capture:
+            from ..providers import capture
+
+            capture.enable()
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
@@ -214,10 +219,14 @@ class EvalSession:
         if recorder is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
             result = self._case_result(item, recorder, report)
             self.rounds.keep(suite_id_of(item), result)
-            report.llm_eval = result.to_dict()
-            properties = _case_properties(result)
+            report.llm_eval = redact_json(result.to_dict())
+            properties = [(name, redact(value) if isinstance(value, str) else value) for name, value in _case_properties(result)]
             item.user_properties.extend(properties)
             report.user_properties.extend(properties)
+        if report.longrepr is not None and not isinstance(report.longrepr, tuple):  # failure text: terminal and junit
+            text = report.longreprtext
+            if redact(text) != text:
+                report.longrepr = redact(text)
         return report
 
     def _case_result(self, item: pytest.Item, recorder: EvalRecorder, report: pytest.TestReport) -> CaseResult:
@@ -369,8 +378,12 @@ class EvalSession:
             from ..fileio import git_info
 
             self._git = git_info(self.config.rootpath)
-        return run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard,
-                         git=self._git)
+        block = run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard,
+                          git=self._git)
+        from ..providers.pricing import price_source
+
+        block["prices"] = {**price_source(), "overrides": len(runtime.defaults().prices or ())}
+        return block
 
     def _display(self, path: Path) -> str:
         root = Path(self.config.rootpath)
@@ -390,10 +403,13 @@ class EvalSession:
         elif self.outcome is not None:
             terminalreporter.write_sep("=", "llm-eval summary", bold=True)
             for line in summary_lines(self.outcome):
-                terminalreporter.write_line(line)
+                terminalreporter.write_line(redact(line))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
+        from ..providers import capture
+
+        capture.disable()
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 
@@ -450,7 +466,7 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
     base_props = [(PROPERTY_PREFIX + "dataset", suite.spec.dataset), (PROPERTY_PREFIX + "cases", suite.n_cases)]
     if suite.flaky_cases:
         base_props.append((PROPERTY_PREFIX + "flaky_cases", " ".join(suite.flaky_cases)))
-    gates: list[tuple[str, bool, str, list[tuple[str, object]]]] = []
+    gates: list[tuple[str, bool | None, str, list[tuple[str, object]]]] = []  # passed None: not judged
     if suite.baseline_error is not None:
         gates.append(("baseline", False, suite.baseline_error, []))
     for verdict in suite.verdicts:
@@ -468,12 +484,17 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
         message = "\n".join([verdict.message(), *suite.notes()])
         gates.append((verdict.metric, verdict.passed, message, [(PROPERTY_PREFIX + k, v) for k, v in props]))
     for usage in suite.usage_verdicts:
-        gates.append((usage.name, usage.passed, usage.message, [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
+        gates.append((usage.name, usage.passed if usage.judged else None, usage.message,
+                      [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
 
     for name, passed, message, props in gates:
+        message = redact(message)
         nodeid = f"{suite.spec.suite_id}::llm_eval_gate[{name}]"
         location = (file_part, None, f"{function}::llm_eval_gate[{name}]")
         properties = base_props + props
         yield pytest.TestReport(nodeid, location, {}, "passed", None, "setup", user_properties=properties)
-        yield pytest.TestReport(nodeid, location, {}, "passed" if passed else "failed", None if passed else message, "call", user_properties=properties)
+        if passed is None:  # not judged: a skip carrying the reason, neither a pass nor a failure
+            yield pytest.TestReport(nodeid, location, {}, "skipped", (file_part, 0, message), "call", user_properties=properties)
+        else:
+            yield pytest.TestReport(nodeid, location, {}, "passed" if passed else "failed", None if passed else message, "call", user_properties=properties)
         yield pytest.TestReport(nodeid, location, {}, "passed", None, "teardown", user_properties=properties)

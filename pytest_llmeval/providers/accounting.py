@@ -32,7 +32,14 @@ How retries are represented (one rule, used by the clients and by the summaries)
   ``latency_ms`` is the wall time of the whole logical call, retries and back-off waits
   included, i.e. what the case waited for;
 * a cache hit is a record with ``cached=True`` and ``cost=0.0``: its tokens are those of
-  the recorded response (what the prompt needs), its cost is what was paid (nothing).
+  the recorded response (what the prompt needs), its cost is what was paid (nothing);
+* an answer without a ``usage`` object is a record with ``usage_known=False``: its token
+  counts are 0 *and not a fact*; summaries count such calls (``usage_unknown_calls``) and
+  budgets and baselines never read their zeros as a measurement.
+
+Token counts follow :class:`pytest_llmeval.providers.usage.Usage`: ``input_tokens`` holds
+every input token, of which ``cached_input_tokens`` were cache reads and
+``cache_write_tokens`` cache writes; ``output_tokens`` include ``reasoning_tokens``.
 
 Nothing here imports numpy or pytest.
 """
@@ -44,7 +51,7 @@ import math
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Iterator, Mapping, Sequence
 
 __all__ = [
@@ -100,6 +107,11 @@ class CallRecord:
     error: str | None = None
     retries: int = 0
     retry_kinds: tuple[str, ...] = ()
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_known: bool = True
+    source: str = "client"  # "client" (our clients) or "capture" (an SDK's HTTP call)
 
     def __post_init__(self) -> None:
         _check_kind(self.kind)
@@ -109,6 +121,10 @@ class CallRecord:
         _check_count("input_tokens", self.input_tokens)
         _check_count("output_tokens", self.output_tokens)
         _check_count("retries", self.retries)
+        for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+            _check_count(name, getattr(self, name))
+        if self.cached_input_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError(f"CallRecord: {self.cached_input_tokens} cached + {self.cache_write_tokens} cache-write tokens exceed {self.input_tokens} input tokens")
         _check_amount("latency_ms", self.latency_ms)
         if self.cost is not None:
             _check_amount("cost", self.cost)
@@ -128,11 +144,38 @@ class CallRecord:
 
 
 class Ledger:
-    """The call records of one case. Thread-safe: records may arrive from any thread."""
+    """The call records of one case. Thread-safe: records may arrive from any thread.
 
-    def __init__(self) -> None:
+    ``label`` names the case in messages (``"case 'paris'"``). ``misses`` holds the strict
+    replay misses of the case (one message each): the runner fails the case with them even
+    when the app swallowed the error its client raised.
+    """
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
         self._lock = threading.Lock()
         self._records: list[CallRecord] = []
+        self._misses: list[str] = []
+
+    def replace(self, old: CallRecord, new: CallRecord) -> None:
+        """Put ``new`` where ``old`` is (a retried call's record grows); add it if ``old`` is gone."""
+        if not isinstance(new, CallRecord):
+            raise TypeError(f"Ledger.replace takes a CallRecord, not {type(new).__name__}")
+        with self._lock:
+            for i, record in enumerate(self._records):
+                if record is old:
+                    self._records[i] = new
+                    return
+            self._records.append(new)
+
+    def miss(self, message: str) -> None:
+        with self._lock:
+            self._misses.append(message)
+
+    @property
+    def misses(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._misses)
 
     def add(self, record: CallRecord) -> None:
         if not isinstance(record, CallRecord):
@@ -152,8 +195,10 @@ class Ledger:
     def summary(self) -> dict[str, dict[str, Any]]:
         """JSON-safe totals per kind present (``"app"``, ``"judge"``).
 
-        Each kind maps to ``calls``, ``cached_calls``, ``input_tokens``, ``output_tokens``,
-        ``cost`` (USD, priced calls only), ``unpriced_models`` (sorted), ``latency_ms``
+        Each kind maps to ``calls``, ``cached_calls``, ``usage_unknown_calls`` (answers
+        without usage: their tokens and cost are not in the sums), ``input_tokens``,
+        ``output_tokens``, ``cached_input_tokens``, ``cache_write_tokens``,
+        ``reasoning_tokens``, ``cost`` (USD, priced calls only), ``unpriced_models`` (sorted), ``latency_ms``
         (sum over calls), ``errors`` (final errors by kind), ``retries`` (failed attempts
         that were retried) and ``retry_kinds`` (those retries by kind). Sums of floats use
         :func:`math.fsum`, so the result does not depend on the order calls finished in.
@@ -172,10 +217,14 @@ class Ledger:
             out[kind] = {
                 "calls": len(mine),
                 "cached_calls": sum(1 for r in mine if r.cached),
+                "usage_unknown_calls": sum(1 for r in mine if not r.usage_known),
                 "input_tokens": sum(r.input_tokens for r in mine),
                 "output_tokens": sum(r.output_tokens for r in mine),
+                "cached_input_tokens": sum(r.cached_input_tokens for r in mine),
+                "cache_write_tokens": sum(r.cache_write_tokens for r in mine),
+                "reasoning_tokens": sum(r.reasoning_tokens for r in mine),
                 "cost": math.fsum(r.cost for r in mine if r.cost is not None),
-                "unpriced_models": sorted({r.model for r in mine if r.cost is None}),
+                "unpriced_models": sorted({r.model for r in mine if r.cost is None and r.usage_known and r.error is None}),
                 "latency_ms": math.fsum(r.latency_ms for r in mine),
                 "errors": dict(sorted(errors.items())),
                 "retries": sum(r.retries for r in mine),
@@ -255,6 +304,15 @@ class SuiteUsage:
     errors_by_kind: Mapping[str, int] = field(default_factory=dict)
     retries_by_kind: Mapping[str, int] = field(default_factory=dict)
     unpriced_models: tuple[str, ...] = ()
+    usage_unknown_calls: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def usage_complete(self) -> bool:
+        """True when every call reported its usage (cost and token sums are facts)."""
+        return self.usage_unknown_calls == 0
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -274,6 +332,8 @@ class SuiteUsage:
     def from_dict(cls, data: Mapping[str, Any]) -> SuiteUsage:
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
+            if f.name not in data and f.default is not MISSING:  # reports written before the field existed
+                continue
             value = data[f.name]
             if f.name in _INT_FIELDS:
                 kwargs[f.name] = int(value)
@@ -286,7 +346,8 @@ class SuiteUsage:
         return cls(**kwargs)
 
 
-_INT_FIELDS = frozenset({"cases", "input_tokens", "output_tokens", "calls", "cached_calls"})
+_INT_FIELDS = frozenset({"cases", "input_tokens", "output_tokens", "calls", "cached_calls", "usage_unknown_calls",
+                         "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"})
 _MAP_FIELDS = frozenset({"errors_by_kind", "retries_by_kind"})
 
 
@@ -311,7 +372,8 @@ def summarize_suite(
     app_costs: list[float] = []
     judge_costs: list[float] = []
     app_output_per_case: list[int] = []
-    input_tokens = output_tokens = calls = cached_calls = 0
+    input_tokens = output_tokens = calls = cached_calls = unknown = 0
+    details: Counter[str] = Counter()
     retries: Counter[str] = Counter()
     unpriced: set[str] = set()
     for usage in case_usages:
@@ -328,6 +390,9 @@ def summarize_suite(
             output_tokens += int(totals.get("output_tokens", 0))
             calls += int(totals.get("calls", 0))
             cached_calls += int(totals.get("cached_calls", 0))
+            unknown += int(totals.get("usage_unknown_calls", 0))
+            for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+                details[name] += int(totals.get(name, 0))
             unpriced.update(str(name) for name in totals.get("unpriced_models", ()))
             known = totals.get("retry_kinds") or {}
             for retry_kind, count in known.items():
@@ -362,6 +427,10 @@ def summarize_suite(
         errors_by_kind=dict(sorted(errors.items())),
         retries_by_kind=dict(sorted(retries.items())),
         unpriced_models=tuple(sorted(unpriced)),
+        usage_unknown_calls=unknown,
+        cached_input_tokens=details["cached_input_tokens"],
+        cache_write_tokens=details["cache_write_tokens"],
+        reasoning_tokens=details["reasoning_tokens"],
     )
 
 

@@ -6,6 +6,10 @@ This module owns
 * :func:`cache_key` -- the sha256 of the canonical JSON of everything that changes a
   model's answer (the client builds that request dict: provider, base URL, model,
   messages, sampling parameters, tools, repeat index; never headers or API keys);
+* :func:`key_url` and :func:`cache_request` -- the request dict of a call as the key sees
+  it: a loopback URL (``127.0.0.1``, ``localhost``, ``[::1]``, any port) is written
+  ``http://loopback``, so a recording made against a test server on a random port
+  replays against the next one, and credential-like query parameters are left out;
 * :class:`ResponseCache` -- lookups and atomic stores of entries, with hit, miss and
   write counters.
 
@@ -48,8 +52,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import CacheError, CacheMissError, ConfigError
+from .redaction import redact
 
-__all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "parse_cache_mode"]
+__all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "cache_request", "key_url", "parse_cache_mode"]
 
 CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
 _READ_MODES = frozenset({"read", "readwrite", "strict"})
@@ -57,6 +62,41 @@ _WRITE_MODES = frozenset({"write", "readwrite"})
 _FORBIDDEN = frozenset({"headers", "extra_headers", "api_key", "authorization"})
 _KEY = re.compile(r"[0-9a-f]{64}")
 _REPLACE_ATTEMPTS = 5  # os.replace can fail on Windows while another process reads the target
+
+
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "ip6-localhost"})
+_SECRET_QUERY = frozenset({"key", "api_key", "api-key", "apikey", "token", "access_token", "sig", "signature"})
+
+
+def key_url(url: str) -> str:
+    """``url`` as cache keys see it: scheme and host lowercased, default ports dropped, any
+    loopback host and port written ``http://loopback``, no query, no trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    path = parts.path.rstrip("/")
+    if host in _LOOPBACK_HOSTS or host.startswith("127."):
+        return f"http://loopback{path}"
+    scheme = parts.scheme.lower() or "https"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{path}"
+
+
+def cache_request(url: str, provider: str, body: Mapping[str, Any], repeat: int, *, api: str) -> dict[str, Any]:
+    """The keyed request dict of a call captured at the HTTP layer (an SDK's): ``api``,
+    ``provider``, the :func:`key_url` of ``url``, its query (credential-like parameters
+    dropped), the JSON ``body`` as sent and the case's ``repeat``."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = {k: v for k, v in sorted(parse_qsl(urlsplit(url).query)) if k.lower() not in _SECRET_QUERY}
+    return {"api": api, "provider": provider, "url": key_url(url), "query": query, "body": dict(body), "repeat": repeat}
 
 
 def parse_cache_mode(text: str) -> str:
@@ -186,7 +226,7 @@ class ResponseCache:
         if not isinstance(response, Mapping):
             raise TypeError(f"a cached response must be a mapping, not {type(response).__name__}")
         try:
-            text = json.dumps({"key": key, "request": request, "response": response}, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+            text = redact(json.dumps({"key": key, "request": request, "response": response}, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
         except (TypeError, ValueError) as exc:
             raise TypeError(f"a cached response must be plain JSON: {exc}") from None
         try:

@@ -63,6 +63,9 @@ class ProviderConfig:
         if self.api_key_env is None:
             object.__setattr__(self, "api_key_env", DEFAULT_KEY_ENVS[self.provider])
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        from .redaction import register_key_env
+
+        register_key_env(self.api_key_env)
         for name in ("timeout", "connect_timeout", "backoff_max"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"provider {name} must be positive, got {getattr(self, name)!r}")
@@ -74,8 +77,20 @@ class ProviderConfig:
             raise ConfigError(f"provider rate_limit must be positive requests/second, got {self.rate_limit!r}")
 
     def api_key(self) -> str | None:
-        """The key from the environment variable named by ``api_key_env`` (None if unset)."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        """The key from the environment variable named by ``api_key_env`` (None if unset
+        or blank), without surrounding whitespace (a trailing newline from ``$(cat file)``
+        is common). A key with whitespace or control characters *inside* is refused with a
+        ConfigError that names the variable, never the key."""
+        if not self.api_key_env:
+            return None
+        value = os.environ.get(self.api_key_env)
+        if value is None:
+            return None
+        key = value.strip()
+        if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in key):
+            raise ConfigError(f"the API key in ${self.api_key_env} has whitespace or control characters inside it: "
+                              "it cannot be sent as a header; set the variable to the key alone")
+        return key or None
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> ProviderConfig:
         """A copy with some fields replaced (from a marker's ``provider={...}``)."""

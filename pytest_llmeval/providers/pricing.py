@@ -2,21 +2,25 @@
 
 This module owns
 
-* :data:`DEFAULT_PRICES` -- the built-in prices (early 2026, from the seed article);
-* :class:`Price` and :class:`PriceTable` -- lookup by model name, including dated
-  snapshots (``gpt-4o-mini-2024-07-18``) and ``provider/`` prefixes (``openai/gpt-4o``),
-  and the cost of a call;
-* :func:`parse_price_lines` -- the ini form, ``my-model = 0.5 / 1.5``;
+* :class:`Price` and :class:`PriceTable` -- the user's prices (overrides) on top of the
+  maintained `genai-prices <https://pypi.org/project/genai-prices/>`_ library, lookup by
+  model name (dated snapshots such as ``gpt-4o-mini-2024-07-18`` and ``provider/``
+  prefixes such as ``openai/gpt-4o`` included), and the cost of a call with cache reads,
+  cache writes and output tokens each at its own rate;
+* :func:`price_source` -- which price data a run used, with its date, for the report;
+* :func:`parse_price_lines` -- the ini form, ``my-model = 0.5 / 1.5 [/ cached [/ cache write]]``;
 * :func:`load_price_file` -- the YAML form, ``models: {my-model: {input: 0.5, output: 1.5}}``.
 
-A model the table does not know is *unpriced*: :meth:`PriceTable.cost` returns None and
-the reports list it; a price is never guessed from a similar name. Every problem with a
-user's prices is a :class:`~pytest_llmeval.errors.ConfigError` naming the source, the line
-and the field. PyYAML is imported only when a price file is read.
+A model neither the overrides nor the library know is *unpriced*: :meth:`PriceTable.cost`
+returns None and the reports list it; a price is never guessed, and never $0. Every problem
+with a user's prices is a :class:`~pytest_llmeval.errors.ConfigError` naming the source,
+the line and the field. PyYAML is imported only when a price file is read, genai-prices
+only when a call is priced by it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -27,21 +31,12 @@ from typing import Any, Mapping, Sequence
 from ..errors import ConfigError
 
 __all__ = [
-    "DEFAULT_PRICES",
     "Price",
     "PriceTable",
     "load_price_file",
     "parse_price_lines",
+    "price_source",
 ]
-
-DEFAULT_PRICES: Mapping[str, tuple[float, float]] = MappingProxyType({
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4o-mini": (0.15, 0.60),
-    "claude-sonnet-4": (3.00, 15.00),
-    "claude-haiku-3.5": (0.80, 4.00),
-    "gemini-2.0-pro": (1.25, 5.00),
-})
-"""(input, output) USD per million tokens, early-2026 list prices from the seed article."""
 
 _MTOK = 1_000_000
 
@@ -50,8 +45,9 @@ _MTOK = 1_000_000
 # suffixes are *not* stamps: "claude-sonnet-4-5" is another model than "claude-sonnet-4".
 _STAMP = re.compile(r"\d{8}|\d{4}-\d{2}-\d{2}|\d{4}|\d{3}|latest")
 _STAMP_SEPARATORS = ("-", "@")  # "@" as Vertex AI writes it: claude-sonnet-4@20250514
-_LINE = re.compile(r"^(?P<name>[^=]+?)\s*=\s*(?P<input>[^/\s]+)\s*/\s*(?P<output>[^/\s]+)$")
-_FIELDS = ("input", "output")
+_LINE = re.compile(r"^(?P<name>[^=]+?)\s*=\s*(?P<prices>[^=]+)$")
+_FIELDS = ("input", "output", "cached_input", "cache_write")
+_REQUIRED = ("input", "output")
 
 
 def _check_price(value: object, what: str) -> float:
@@ -64,25 +60,43 @@ def _check_price(value: object, what: str) -> float:
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million input and output tokens."""
+    """USD per million input, output, cached-input (cache read) and cache-write tokens.
+
+    Without ``cached_input_per_mtok`` / ``cache_write_per_mtok`` those tokens cost the
+    plain input rate (what a provider without prompt caching bills).
+    """
 
     input_per_mtok: float
     output_per_mtok: float
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "input_per_mtok", _check_price(self.input_per_mtok, "input_per_mtok"))
-        object.__setattr__(self, "output_per_mtok", _check_price(self.output_per_mtok, "output_per_mtok"))
+        for name in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok"):
+            value = getattr(self, name)
+            if value is not None or name in ("input_per_mtok", "output_per_mtok"):
+                object.__setattr__(self, name, _check_price(value, name))
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / _MTOK
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0, cache_write_tokens: int = 0) -> float:
+        """USD; ``input_tokens`` counts every input token, cache reads and writes included."""
+        plain = max(0, input_tokens - cached_input_tokens - cache_write_tokens)
+        cached_rate = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        write_rate = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        return (plain * self.input_per_mtok + cached_input_tokens * cached_rate + cache_write_tokens * write_rate
+                + output_tokens * self.output_per_mtok) / _MTOK
 
 
 class PriceTable:
-    """An immutable model name -> :class:`Price` table."""
+    """The user's prices (model name -> :class:`Price`) over the genai-prices library.
 
-    def __init__(self, prices: Mapping[str, Price]) -> None:
+    ``PriceTable(prices)`` with ``library=True`` (the default) falls back to genai-prices
+    for models the mapping does not name; ``library=False`` prices only the mapping.
+    Immutable.
+    """
+
+    def __init__(self, prices: Mapping[str, Price] | None = None, *, library: bool = True) -> None:
         table: dict[str, Price] = {}
-        for name, price in prices.items():
+        for name, price in (prices or {}).items():
             if not isinstance(name, str) or not name.strip():
                 raise ConfigError(f"price table: model name must be a non-empty string, not {name!r}")
             if not isinstance(price, Price):
@@ -90,44 +104,46 @@ class PriceTable:
             table[name.strip()] = price
         self._prices: Mapping[str, Price] = MappingProxyType(table)
         self._by_length = sorted(table, key=lambda n: (-len(n), n))
+        self.library = bool(library)
 
     @classmethod
     def default(cls) -> PriceTable:
-        return cls({name: Price(*pair) for name, pair in DEFAULT_PRICES.items()})
+        """No overrides: every price from genai-prices."""
+        return cls()
 
     def with_overrides(self, prices: Mapping[str, Price]) -> PriceTable:
         """A new table: this one with ``prices`` added or replacing same-named entries."""
-        return PriceTable({**self._prices, **prices})
+        return PriceTable({**self._prices, **prices}, library=self.library)
 
     def names(self) -> list[str]:
+        """The overridden model names (the library's are not listed)."""
         return sorted(self._prices)
 
     def as_dict(self) -> dict[str, tuple[float, float]]:
-        """JSON-safe: name -> [input, output] per million tokens (for reports)."""
+        """JSON-safe: overridden name -> [input, output] per million tokens (for reports)."""
         return {name: (p.input_per_mtok, p.output_per_mtok) for name, p in sorted(self._prices.items())}
 
     def __contains__(self, model: object) -> bool:
-        return isinstance(model, str) and self.price_for(model) is not None
+        return isinstance(model, str) and (self.price_for(model) is not None or self._library_cost(model, 1, 1, 0, 0, None) is not None)
 
     def __len__(self) -> int:
         return len(self._prices)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PriceTable) and dict(self._prices) == dict(other._prices)
+        return isinstance(other, PriceTable) and dict(self._prices) == dict(other._prices) and self.library == other.library
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"PriceTable({len(self._prices)} models)"
+        return f"PriceTable({len(self._prices)} override(s){', over genai-prices' if self.library else ''})"
 
     def price_for(self, model: str) -> Price | None:
-        """The price of ``model``, or None when it is unpriced.
+        """The user's price of ``model``, or None when no override names it.
 
         Tried in order, for the name as given and then with each leading ``provider/``
         segment removed (``openai/gpt-4o`` -> ``gpt-4o``): the exact name, then the
         longest known name followed by ``-`` or ``@`` and a snapshot stamp (see
         ``_STAMP``: ``2024-08-06``, ``20250514``, ``0613``, ``001``, ``latest``).
-        Anything else (``gpt-4o-audio-preview``, ``claude-sonnet-4-5``) is unpriced.
         """
         if not isinstance(model, str):
             return None
@@ -151,17 +167,80 @@ class PriceTable:
                 return self._prices[name]
         return None
 
-    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        """USD for a call, or None when the model is unpriced."""
+    def cost(self, model: str, input_tokens: int, output_tokens: int, *, cached_input_tokens: int = 0,
+             cache_write_tokens: int = 0, provider: str | None = None) -> float | None:
+        """USD for a call, or None when the model is unpriced.
+
+        ``input_tokens`` counts every input token (cache reads and writes included, see
+        :class:`~pytest_llmeval.providers.usage.Usage`); ``provider`` (``"openai"``,
+        ``"anthropic"``) helps the library pick the right vendor's price.
+        """
         price = self.price_for(model)
-        return None if price is None else price.cost(input_tokens, output_tokens)
+        if price is not None:
+            return price.cost(input_tokens, output_tokens, cached_input_tokens, cache_write_tokens)
+        if not self.library:
+            return None
+        return self._library_cost(model, input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, provider)
+
+    @staticmethod
+    def _library_cost(model: str, input_tokens: int, output_tokens: int, cached: int, write: int, provider: str | None) -> float | None:
+        if not isinstance(model, str) or not model.strip():
+            return None
+        return _library_price(model.strip(), provider, input_tokens, output_tokens, cached, write)
+
+
+@functools.lru_cache(maxsize=4096)
+def _library_price(model: str, provider: str | None, input_tokens: int, output_tokens: int, cached: int, write: int) -> float | None:
+    try:
+        import genai_prices
+    except ImportError:  # the library is a dependency; a broken install prices nothing
+        return None
+    usage = genai_prices.Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                               cache_read_tokens=cached, cache_write_tokens=write)
+    for provider_id in ([provider, None] if provider else [None]):
+        try:
+            return float(genai_prices.calc_price(usage, model, provider_id=provider_id).total_price)
+        except LookupError:
+            continue
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def price_source() -> dict[str, Any]:
+    """``{"library": "genai-prices", "version": "0.2.3", "date": "2026-10-15"}``: the price
+    data a run used. ``date`` is the newest past date the bundled data states (a price's
+    start date or a "checked" note), i.e. how current the table is; None if it names none."""
+    try:
+        import importlib.metadata as md
+
+        version = md.version("genai-prices")
+    except Exception:  # noqa: BLE001 - not installed: say so
+        return {"library": "genai-prices", "version": None, "date": None}
+    date = None
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("genai_prices.data")
+        if spec is not None and spec.origin:
+            text = Path(spec.origin).read_text(encoding="utf-8")
+            dates = [f"{y}-{int(m):02d}-{int(d):02d}" for y, m, d in re.findall(r"datetime\.date\((\d{4}), (\d{1,2}), (\d{1,2})\)", text)]
+            dates += re.findall(r"[Cc]hecked (\d{4}-\d{2}-\d{2})", text)
+            import datetime
+
+            today = datetime.date.today().isoformat()  # prices announced for later are not "checked"
+            dates = [d for d in dates if d <= today]
+            date = max(dates) if dates else None
+    except (OSError, ValueError):
+        date = None
+    return {"library": "genai-prices", "version": version, "date": date}
 
 
 # --------------------------------------------------------------------------- parsers
 
 
 def parse_price_lines(lines: Sequence[str], source: str) -> dict[str, Price]:
-    """Parse the ini form, one model a line: ``my-model = 0.5 / 1.5`` (input / output).
+    """Parse the ini form, one model a line: ``my-model = 0.5 / 1.5`` (input / output),
+    optionally followed by the cached-input and cache-write rates: ``m = 3 / 15 / 0.3 / 3.75``.
 
     Blank lines and lines starting with ``#`` or ``;`` are skipped. A bad line, a negative
     price or a model named twice is a ConfigError naming ``source`` and the line.
@@ -175,15 +254,17 @@ def parse_price_lines(lines: Sequence[str], source: str) -> dict[str, Price]:
             continue
         where = f"{source}: line {number} {text!r}"
         match = _LINE.match(text)
-        if match is None:
-            raise ConfigError(f"{where}: expected 'model = input / output' (USD per million tokens), e.g. 'my-model = 0.5 / 1.5'")
+        parts = [part.strip() for part in match["prices"].split("/")] if match else []
+        if match is None or not 2 <= len(parts) <= len(_FIELDS) or not all(parts):
+            raise ConfigError(f"{where}: expected 'model = input / output' (USD per million tokens), e.g. 'my-model = 0.5 / 1.5'"
+                              " (optionally '/ cached_input / cache_write' after them)")
         name = match["name"].strip()
         values = []
-        for field in _FIELDS:
+        for field, part in zip(_FIELDS, parts):
             try:
-                value = float(match[field])
+                value = float(part)
             except ValueError:
-                raise ConfigError(f"{where}: {field} price {match[field]!r} is not a number") from None
+                raise ConfigError(f"{where}: {field} price {part!r} is not a number") from None
             values.append(_check_price(value, f"{where}: {field}"))
         if name in prices:
             raise ConfigError(f"{where}: model {name!r} is priced twice")
@@ -264,7 +345,8 @@ def _prices_from_yaml(loader: Any, root: Any, path: Path) -> dict[str, Price]:
         values: dict[str, float] = {}
         for key, key_node, value_node in items(entry, field):
             if key not in _FIELDS:
-                raise fail(key_node, _join(field, key), "unknown key (expected 'input' and 'output', USD per million tokens)")
+                raise fail(key_node, _join(field, key), "unknown key (expected 'input', 'output' and optionally 'cached_input',"
+                           " 'cache_write', USD per million tokens)")
             if not isinstance(value_node, yaml.ScalarNode) or value_node.tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
                 raise fail(value_node, _join(field, key), f"not a number: {_describe(value_node)}")
             value = loader.construct_object(value_node)
@@ -272,10 +354,10 @@ def _prices_from_yaml(loader: Any, root: Any, path: Path) -> dict[str, Price]:
                 values[key] = _check_price(value, "price")
             except ConfigError:
                 raise fail(value_node, _join(field, key), f"price must be a finite number >= 0 (USD per million tokens), not {value_node.value}") from None
-        for key in _FIELDS:
+        for key in _REQUIRED:
             if key not in values:
                 raise fail(entry, _join(field, key), "missing (USD per million tokens)")
-        prices[name.strip()] = Price(values["input"], values["output"])
+        prices[name.strip()] = Price(values["input"], values["output"], values.get("cached_input"), values.get("cache_write"))
     return prices
 
 

@@ -51,6 +51,7 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         lines.append("")
     failures = [reason for m in suite["metrics"] for reason in m["reasons"]]
     failures += [g["message"] for g in suite["usage_gates"] if g["verdict"] == "fail"]
+    unjudged = [g["message"] for g in suite["usage_gates"] if g["verdict"] == "not judged"]
     if baseline.get("error"):
         failures.insert(0, baseline["error"])
     if suite["errors"]:
@@ -59,6 +60,8 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         failures.append(f"{len(suite['failed_cases'])} case(s) failed: {_ids(suite['failed_cases'])}")
     if failures:
         lines += ["**What failed**", ""] + [f"- {_cell(f)}" for f in failures] + [""]
+    if unjudged:
+        lines += ["**Not judged**", ""] + [f"- {_cell(f)}" for f in unjudged] + [""]
     notes = [n for n in suite["notes"] if not n.startswith(tuple(f"{m['name']}:" for m in suite["metrics"]))]
     notes += [f"{m['name']}: insufficient evidence for the regression test ({m['insufficient_evidence']}); "
               "the regression check passes, thresholds still apply" for m in suite["metrics"] if m.get("insufficient_evidence")]

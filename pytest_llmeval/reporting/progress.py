@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 from ..fileio import write_atomic
+from ..providers.redaction import redact
 from .markdown import render_markdown
 from .report import build_report, write_json
 
@@ -79,7 +80,7 @@ class RunProgress:
         """Write the finished document: Markdown first, then the JSON report last, listing
         the Markdown among the files written."""
         if self.markdown is not None:
-            write_atomic(self.markdown, render_markdown(doc))
+            write_atomic(self.markdown, redact(render_markdown(doc)))
             self.wrote(self.markdown)
         if self.report is not None:
             write_json(self.report, {**doc, "run": {**doc["run"], "files_written": list(self.files)}})
@@ -88,7 +89,7 @@ class RunProgress:
         if self.report is not None:
             write_json(self.report, doc)
         if self.markdown is not None:
-            write_atomic(self.markdown, render_markdown(doc))
+            write_atomic(self.markdown, redact(render_markdown(doc)))
 
 
 _INPUT_SUFFIXES = (".jsonl", ".yaml", ".yml", ".csv", ".txt")

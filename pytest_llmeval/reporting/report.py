@@ -136,7 +136,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
         },
         "metrics": [_metric_entry(v) for v in suite.verdicts],
         "usage": suite.usage.to_dict() if suite.usage is not None else None,
-        "usage_gates": [{"name": u.name, "verdict": "pass" if u.passed else "fail", "message": u.message,
+        "usage_gates": [{"name": u.name, "verdict": u.status, "message": u.message,
                          "properties": json_safe(dict(u.properties))} for u in suite.usage_verdicts],
         "notes": suite.notes(),
         "cases": [_case_entry(r, paired.get(r.case_id)) for r in suite.results],
@@ -213,5 +213,8 @@ def load_report(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, doc: Any) -> None:
-    """Write atomically (see :func:`~pytest_llmeval.fileio.write_atomic`)."""
-    write_atomic(path, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
+    """Write atomically (see :func:`~pytest_llmeval.fileio.write_atomic`), redacted
+    (:func:`~pytest_llmeval.providers.redaction.redact`: no API key leaves in a report)."""
+    from ..providers.redaction import redact
+
+    write_atomic(path, redact(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)) + "\n")

@@ -37,7 +37,7 @@ def _suite_lines(suite: SuiteOutcome) -> list[str]:
     lines = [head] + table
     if suite.usage is not None:
         lines.append("  " + usage_line(suite.usage))
-    lines += [f"  {v.name}: {v.message}  {'pass' if v.passed else 'FAIL'}" for v in suite.usage_verdicts]
+    lines += [f"  {v.name}: {v.message}  {'NOT JUDGED' if not v.judged else 'pass' if v.passed else 'FAIL'}" for v in suite.usage_verdicts]
     lines += [f"  note: {note}" for note in suite.notes()]
     for verdict in suite.verdicts:
         lines += [f"  note: {note}" for note in verdict.notes]
@@ -54,12 +54,19 @@ def usage_line(u: SuiteUsage) -> str:
     parts = []
     if u.calls:
         cost = f"cost ${fmt_money(u.cost_total)} (${fmt_money(u.cost_mean)}/case, p95 ${fmt_money(u.cost_p95)})"
+        if u.usage_unknown_calls:
+            cost = "cost unknown" if u.usage_unknown_calls == u.calls else "cost at least " + cost.removeprefix("cost ")
         if u.judge_cost_total:
             cost += f" of which judge ${fmt_money(u.judge_cost_total)}"
         if u.unpriced_models:
             cost += f", unpriced: {', '.join(u.unpriced_models)}"
+        if u.usage_unknown_calls:
+            cost += f", usage unknown for {u.usage_unknown_calls} of {u.calls} calls"
         parts.append(cost)
-        parts.append(f"tokens {u.input_tokens:,} in / {u.output_tokens:,} out ({u.output_tokens_mean:.0f} out/case)")
+        tokens = f"tokens {u.input_tokens:,} in / {u.output_tokens:,} out ({u.output_tokens_mean:.0f} out/case)"
+        details = [f"{n:,} {what}" for n, what in ((u.cached_input_tokens, "cached in"), (u.cache_write_tokens, "cache writes"),
+                                                   (u.reasoning_tokens, "reasoning")) if n]
+        parts.append(tokens + (f" [{', '.join(details)}]" if details else ""))
         parts.append(f"calls {u.calls}" + (f" ({u.cached_calls} from cache)" if u.cached_calls else ""))
     if not math.isnan(u.latency_p50_ms):
         parts.append(f"latency p50 {u.latency_p50_ms:.0f} ms, p95 {u.latency_p95_ms:.0f} ms, p99 {u.latency_p99_ms:.0f} ms")

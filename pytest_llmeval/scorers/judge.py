@@ -95,6 +95,7 @@ def _question(case: Case) -> str | None:
 
 def _judge(kind: str, output: Any, case: Case, rubric: str | None, samples: int, model: str | None) -> Score:
     from ..providers import accounting
+    from ..providers.redaction import redact
 
     needed = _NEEDS[kind]
     question = _question(case)
@@ -124,9 +125,10 @@ def _judge(kind: str, output: Any, case: Case, rubric: str | None, samples: int,
                 value, reason = parse_judgment(text)
             except ValueError as exc:
                 raw = text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
-                raise ScorerError(f"scorer 'judge:{kind}': unparsable judgment ({exc}); raw answer: {raw!r}") from None
+                # A judge may echo what it was sent, headers and keys included: quote it redacted.
+                raise ScorerError(redact(f"scorer 'judge:{kind}': unparsable judgment ({exc}); raw answer: {raw!r}")) from None
             values.append(value)
-            reasons.append(reason)
+            reasons.append(redact(reason))
     reason = reasons[0] if samples == 1 else f"mean of {samples} gradings {[round(v, 2) for v in values]}: {reasons[0]}"
     return Score(sum(values) / len(values), reason)
 

@@ -1,8 +1,9 @@
 """A real HTTP server on loopback that impersonates an LLM provider, for offline tests.
 
 This module owns :class:`LoopbackLLMServer` and :class:`Faults`: a standard-library
-(``http.server``) server that speaks the OpenAI chat-completions protocol (non-streaming)
-and the Anthropic messages protocol, answers from a callable or a lookup table, sleeps a
+(``http.server``) server that speaks the OpenAI chat-completions, responses and embeddings
+protocols and the Anthropic messages protocol, each also streamed (``"stream": true``:
+server-sent events, with the usage chunk), answers from a callable or a lookup table, sleeps a
 configurable latency in per-connection threads (so concurrent clients are not
 serialised), and injects reproducible faults (429 with ``Retry-After``, 500, slow
 answers that trip client timeouts, dropped connections, scripted first-N failures).
@@ -12,12 +13,20 @@ Paths served (a query string such as ``?api-version=...`` is ignored):
 
 * ``POST /v1/chat/completions``, ``/chat/completions``, ``/openai/v1/chat/completions``
   and Azure-style ``/openai/deployments/<name>/chat/completions`` -- OpenAI protocol;
+* ``POST /v1/responses`` (``/responses``) -- OpenAI responses; ``POST /v1/embeddings``
+  (``/embeddings``) -- OpenAI embeddings (8 deterministic floats per input, or their
+  base64 float32 bytes with ``encoding_format: base64``, as the ``openai`` SDK asks);
 * ``POST /v1/messages`` and ``/messages`` -- Anthropic protocol (the official
   ``anthropic`` SDK appends ``/v1/messages`` itself: give it :attr:`LoopbackLLMServer.url`);
 * ``GET /v1/models`` (also ``/models``) lists the model; ``GET /health`` returns 200.
 
 Token usage is a deterministic approximation: whitespace-separated words of the prompt
-(every message's text, plus Anthropic ``system``) and of the answer, each at least 1.
+(every message's text, plus Anthropic ``system``, or the responses ``input`` and
+``instructions``) and of the answer, each at least 1. A stream of chat completions
+carries its usage chunk only when the request asks (``stream_options.include_usage``),
+as OpenAI does. ``reshape(request, payload) -> payload`` lets a test change an answer
+before it is sent (drop ``usage``, add cached tokens, a refusal...); a stream is built
+from the reshaped payload.
 
 Only the standard library is imported, and nothing heavy: the module is safe to import
 from a pytest plugin.
@@ -49,12 +58,14 @@ _OPENAI_PATH = re.compile(
     r"^(?:/v1|/openai/v1|/openai/deployments/(?P<deployment>[^/]+))?/chat/completions$"
 )
 _ANTHROPIC_PATH = re.compile(r"^(?:/v1)?/messages$")
+_RESPONSES_PATH = re.compile(r"^(?:/v1|/openai/v1)?/responses$")
+_EMBEDDINGS_PATH = re.compile(r"^(?:/v1|/openai/v1|/openai/deployments/(?P<deployment>[^/]+))?/embeddings$")
 _MODELS_PATH = re.compile(r"^(?:/v1|/openai/v1)?/models$")
 _HEALTH_PATHS = frozenset({"/health", "/healthz", "/v1/health"})
 
 _SUPPORTED = (
     "POST /v1/chat/completions, POST /chat/completions, "
-    "POST /openai/deployments/<name>/chat/completions, POST /v1/messages, "
+    "POST /openai/deployments/<name>/chat/completions, POST /v1/responses, POST /v1/embeddings, POST /v1/messages, "
     "GET /v1/models, GET /health"
 )
 
@@ -141,19 +152,47 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+def _messages(request: Mapping[str, Any]) -> list[Any]:
+    """Chat/messages ``messages``, or a responses ``input`` (a string is one user message)."""
+    if isinstance(request.get("messages"), list):
+        return request["messages"]
+    given = request.get("input")
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    return given if isinstance(given, list) else []
+
+
 def _prompt_tokens(request: Mapping[str, Any]) -> int:
-    words = _words(_text_of(request.get("system")))
-    for message in request.get("messages") or ():
+    words = _words(_text_of(request.get("system"))) + _words(_text_of(request.get("instructions")))
+    for message in _messages(request):
         if isinstance(message, dict):
             words += _words(_text_of(message.get("content")))
     return max(1, words)
 
 
 def _last_user_text(request: Mapping[str, Any]) -> str | None:
-    for message in reversed(request.get("messages") or ()):
-        if isinstance(message, dict) and message.get("role") == "user":
+    for message in reversed(_messages(request)):
+        if isinstance(message, dict) and message.get("role", "user") == "user":
             return _text_of(message.get("content"))
     return None
+
+
+def _sse(events: Sequence[tuple[str | None, Any]]) -> bytes:
+    out = []
+    for name, data in events:
+        text = data if isinstance(data, str) else json.dumps(data)
+        out.append((f"event: {name}\n" if name else "") + f"data: {text}\n\n")
+    return "".join(out).encode("utf-8")
+
+
+def _pieces(text: str) -> list[str]:
+    """The answer cut into word-sized deltas (at least one, so an empty answer streams too)."""
+    return re.findall(r"\S+\s*|\s+", text) or [""]
+
+
+def _embedding(text: str, index: int) -> list[float]:
+    seed = sum(ord(ch) for ch in text) + index
+    return [round(((seed * (i + 7)) % 97) / 97.0, 6) for i in range(8)]
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -181,6 +220,7 @@ class _HTTPServer(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
             self.connections.add(request)
+        self.owner._connected()
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -233,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif _MODELS_PATH.match(path):
             model = {"id": owner.model, "object": "model", "created": 0, "owned_by": "loopback"}
             self._send_json(200, {"object": "list", "data": [model]})
-        elif _OPENAI_PATH.match(path) or _ANTHROPIC_PATH.match(path):
+        elif _OPENAI_PATH.match(path) or _ANTHROPIC_PATH.match(path) or _RESPONSES_PATH.match(path) or _EMBEDDINGS_PATH.match(path):
             self._send_error(405, f"{path} takes POST, not GET", "method_not_allowed",
                              anthropic=bool(_ANTHROPIC_PATH.match(path)), extra={"Allow": "POST"})
         else:
@@ -241,26 +281,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         path = self._path()
-        openai = _OPENAI_PATH.match(path)
-        anthropic = _ANTHROPIC_PATH.match(path) is not None
+        chat, embeddings = _OPENAI_PATH.match(path), _EMBEDDINGS_PATH.match(path)
+        api = ("chat" if chat else "messages" if _ANTHROPIC_PATH.match(path) else "responses" if _RESPONSES_PATH.match(path)
+               else "embeddings" if embeddings else None)
         body = self._read_body()
         if body is None:
             return  # an error was sent and the connection is closing
-        if not openai and not anthropic:
+        if api is None:
             self._send_error(404, f"unknown path {path!r}; served: {_SUPPORTED}", "not_found")
             return
-        deployment = openai.group("deployment") if openai else None
+        match = chat or embeddings
+        deployment = match.group("deployment") if match else None
         owner = self.server.owner
         owner._begin()
         try:
-            self._api(body, anthropic=anthropic, deployment=deployment)
+            self._api(body, api=api, deployment=deployment)
         finally:
             owner._end()
 
     # -- the API endpoints ---------------------------------------------------------
 
-    def _api(self, body: bytes, *, anthropic: bool, deployment: str | None) -> None:
+    def _api(self, body: bytes, *, api: str, deployment: str | None) -> None:
         owner = self.server.owner
+        anthropic = api == "messages"
         try:
             request = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -272,13 +315,12 @@ class _Handler(BaseHTTPRequestHandler):
                              anthropic=anthropic)
             return
         owner._record(request, {name.lower(): value for name, value in self.headers.items()})
-        if not isinstance(request.get("messages"), list):
+        if api in ("chat", "messages") and not isinstance(request.get("messages"), list):
             self._send_error(400, "'messages' is required and must be a list", "missing_messages",
                              anthropic=anthropic)
             return
-        if request.get("stream"):
-            self._send_error(400, "streaming is not supported by the loopback server; "
-                             "send stream=false", "stream_unsupported", anthropic=anthropic)
+        if api in ("responses", "embeddings") and not isinstance(request.get("input"), (str, list)):
+            self._send_error(400, "'input' is required (a string or a list)", "missing_input")
             return
 
         fault, faults = owner._draw_fault()
@@ -306,6 +348,13 @@ class _Handler(BaseHTTPRequestHandler):
         latency = float(owner.latency)
         if latency > 0 and stopping.wait(latency):
             return  # stopped while sleeping: the socket is already shut down
+        model = request.get("model")
+        if not isinstance(model, str) or not model:
+            model = deployment or owner.model
+        number = next(owner._ids)
+        if api == "embeddings":
+            self._embeddings(request, model)
+            return
         try:
             answer = owner._answer_for(json.loads(body))  # a private copy for the callable
         except Exception as error:  # noqa: BLE001 - any user error becomes a provider error
@@ -313,12 +362,25 @@ class _Handler(BaseHTTPRequestHandler):
                              "answer_error", anthropic=anthropic)
             return
 
-        model = request.get("model")
-        if not isinstance(model, str) or not model:
-            model = deployment or owner.model
         prompt, completion = _prompt_tokens(request), max(1, _words(answer))
-        number = next(owner._ids)
-        if anthropic:
+        if api == "responses":
+            payload: dict[str, Any] = {
+                "id": f"resp_{number}",
+                "object": "response",
+                "created_at": int(time.time()),
+                "status": "completed",
+                "model": model,
+                "output": [{
+                    "type": "message", "id": f"msg_{number}", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": answer, "annotations": []}],
+                }],
+                "usage": {
+                    "input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+                    "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
+                    "total_tokens": prompt + completion,
+                },
+            }
+        elif anthropic:
             payload: dict[str, Any] = {
                 "id": f"msg_{number}",
                 "type": "message",
@@ -346,7 +408,88 @@ class _Handler(BaseHTTPRequestHandler):
                     "total_tokens": prompt + completion,
                 },
             }
-        self._send_json(200, payload)
+        reshape = owner.reshape
+        if reshape is not None:
+            try:
+                payload = reshape(request, payload)
+            except Exception as error:  # noqa: BLE001 - a test's hook failing is a server error
+                self._send_error(500, f"reshape raised {type(error).__name__}: {error}", "answer_error", anthropic=anthropic)
+                return
+        if request.get("stream"):
+            self._send_stream(api, request, payload)
+        else:
+            self._send_json(200, payload)
+
+    def _embeddings(self, request: dict[str, Any], model: str) -> None:
+        import base64
+        import struct
+
+        given = request["input"]
+        texts = [given] if isinstance(given, str) else [str(t) for t in given]
+        data = []
+        for i, text in enumerate(texts):
+            vector = _embedding(text, i)
+            value: Any = vector
+            if request.get("encoding_format") == "base64":
+                value = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        tokens = max(1, sum(_words(t) for t in texts))
+        payload: dict[str, Any] = {"object": "list", "data": data, "model": model,
+                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        reshape = self.server.owner.reshape
+        self._send_json(200, reshape(request, payload) if reshape is not None else payload)
+
+    def _send_stream(self, api: str, request: Mapping[str, Any], payload: dict[str, Any]) -> None:
+        """The (reshaped) answer as server-sent events, framed with a Content-Length."""
+        usage = payload.get("usage")
+        events: list[tuple[str | None, Any]] = []
+        if api == "messages":
+            text = "".join(p.get("text", "") for p in payload.get("content") or () if isinstance(p, dict))
+            start_usage = {k: v for k, v in (usage or {}).items() if k != "output_tokens"}
+            message = {**payload, "content": [], "stop_reason": None, "usage": {**start_usage, "output_tokens": 1}}
+            events.append(("message_start", {"type": "message_start", "message": message}))
+            events.append(("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}))
+            for piece in _pieces(text):
+                events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}))
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+            delta: dict[str, Any] = {"type": "message_delta", "delta": {"stop_reason": payload.get("stop_reason"), "stop_sequence": None}}
+            if usage is not None:
+                delta["usage"] = {"output_tokens": usage.get("output_tokens", 0)}
+            events.append(("message_delta", delta))
+            events.append(("message_stop", {"type": "message_stop"}))
+        elif api == "responses":
+            texts = [c.get("text", "") for item in payload.get("output") or () for c in item.get("content") or ()]
+            sequence = itertools.count()
+            events.append(("response.created", {"type": "response.created", "sequence_number": next(sequence),
+                                                "response": {**payload, "status": "in_progress", "output": [], "usage": None}}))
+            for piece in _pieces("".join(texts)):
+                events.append(("response.output_text.delta", {"type": "response.output_text.delta", "item_id": payload["output"][0]["id"] if payload.get("output") else "msg",
+                                                              "output_index": 0, "content_index": 0, "delta": piece, "sequence_number": next(sequence)}))
+            events.append(("response.completed", {"type": "response.completed", "sequence_number": next(sequence), "response": payload}))
+        else:
+            choice = (payload.get("choices") or [{}])[0]
+            message = choice.get("message") or {}
+            base = {"id": payload.get("id"), "object": "chat.completion.chunk", "created": payload.get("created"), "model": payload.get("model")}
+            events.append((None, {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}))
+            if message.get("refusal") is not None and message.get("content") is None:
+                events.append((None, {**base, "choices": [{"index": 0, "delta": {"refusal": message["refusal"]}, "finish_reason": None}]}))
+            for piece in _pieces(message.get("content") or ""):
+                events.append((None, {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}))
+            events.append((None, {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason", "stop")}]}))
+            options = request.get("stream_options")
+            if usage is not None and isinstance(options, dict) and options.get("include_usage"):
+                events.append((None, {**base, "choices": [], "usage": usage}))
+            events.append((None, "[DONE]"))
+        data = _sse(events)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Content-Length", str(len(data)))
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
+        except OSError:
+            self.close_connection = True
 
     # -- wire helpers --------------------------------------------------------------
 
@@ -453,7 +596,7 @@ class LoopbackLLMServer:
         with LoopbackLLMServer(table={"2+2?": "4"}, latency=0.05) as server:
             client = OpenAI(base_url=server.base_url, api_key="test")
 
-    Counters (``requests``, ``in_flight``, ``max_in_flight``) and the ``received`` /
+    ``connections`` counts accepted TCP connections (every path). Counters (``requests``, ``in_flight``, ``max_in_flight``) and the ``received`` /
     ``received_headers`` lists cover the chat and messages endpoints only; a request is
     recorded when its body parses as a JSON object, so the two lists stay aligned.
     """
@@ -469,6 +612,7 @@ class LoopbackLLMServer:
         faults: Faults | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        reshape: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError(f"latency must be >= 0 seconds, got {latency!r}")
@@ -478,9 +622,11 @@ class LoopbackLLMServer:
         self.latency: float = latency
         self.model: str = model
         self.faults: Faults | None = faults
+        self.reshape = reshape
         self.host: str = host
         self._requested_port = port
         self.requests: int = 0
+        self.connections: int = 0  # TCP connections accepted (keep-alive reuse shows as fewer than requests)
         self.in_flight: int = 0
         self.max_in_flight: int = 0
         self.received: list[dict[str, Any]] = []
@@ -561,6 +707,7 @@ class LoopbackLLMServer:
         """
         with self._lock:
             self.requests = 0
+            self.connections = 0
             self.max_in_flight = self.in_flight
             self.received.clear()
             self.received_headers.clear()
@@ -572,6 +719,10 @@ class LoopbackLLMServer:
         return f"<LoopbackLLMServer {where} requests={self.requests} latency={self.latency}>"
 
     # -- used by the handler threads -------------------------------------------------
+
+    def _connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def _begin(self) -> None:
         with self._lock:

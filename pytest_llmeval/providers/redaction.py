@@ -1,0 +1,89 @@
+"""Redaction: the one step every text the plugin writes passes through before it leaves.
+
+This module owns :func:`redact` (and :func:`redact_json`, for nested JSON values) and the
+set of secrets it removes:
+
+* the values of the environment variables that hold API keys: every name registered
+  with :func:`register_key_env` (the app's and the judge's ``api_key_env``), the
+  providers' defaults (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``) and any variable whose
+  name ends in ``API_KEY``, ``_TOKEN`` or ``_SECRET``; values of 8 characters or more,
+  as set and with surrounding whitespace stripped;
+* header values that carry credentials wherever they are quoted:
+  ``Authorization: Bearer ...``, ``x-api-key: ...``, ``api-key: ...`` (also in JSON
+  or repr form, ``"authorization": "..."``) and bare ``Bearer <token>``.
+
+Each is replaced by ``[REDACTED]``. Used for the terminal summary, the JSON report,
+Markdown, junit properties and failure messages, cache entries, and error messages that
+quote a provider's or a judge's answer. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from typing import Any
+
+__all__ = ["MARK", "redact", "redact_json", "register_key_env"]
+
+MARK = "[REDACTED]"
+_DEFAULT_NAMES = {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY", "LITELLM_API_KEY"}
+_SUFFIXES = ("API_KEY", "_TOKEN", "_SECRET")
+_MIN_SECRET = 8
+_names: set[str] = set(_DEFAULT_NAMES)
+_lock = threading.Lock()
+_HEADER = re.compile(
+    r"""(?ix)
+    (?P<name>\b(?:authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key)\b)
+    (?P<sep>["']?\s*[:=]\s*["']?|["']?\s*,\s*["'])   # name: value, "name": "value", ('name', 'value')
+    (?P<value>(?:bearer\s+|basic\s+)?[^\s"',}\])]+)
+    """
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def register_key_env(name: str | None) -> None:
+    """Also treat the value of the environment variable ``name`` as a secret."""
+    if name:
+        with _lock:
+            _names.add(str(name))
+
+
+def _secrets() -> list[str]:
+    with _lock:
+        names = set(_names)
+    found: set[str] = set()
+    for name, value in os.environ.items():
+        if name in names or name.upper().endswith(_SUFFIXES):
+            for form in (value, value.strip()):
+                if len(form) >= _MIN_SECRET:
+                    found.add(form)
+    return sorted(found, key=len, reverse=True)  # longest first: a key that contains another
+
+
+def redact(text: str) -> str:
+    """``text`` without API keys and credential header values (see the module docstring)."""
+    if not isinstance(text, str) or not text:
+        return text
+    for secret in _secrets():
+        if secret in text:
+            text = text.replace(secret, MARK)
+    text = _HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MARK}" if m["value"] != MARK else m[0], text)
+    return _BEARER.sub(lambda m: f"{m[1]} {MARK}", text)
+
+
+def redact_json(value: Any) -> Any:
+    """A copy of a JSON-like value with every string (keys included) redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(k) if isinstance(k, str) else k: redact_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_json(v) for v in value]
+    return value
+
+
+def redact_dumps(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of ``value``, redacted string by string (so the JSON stays valid)."""
+    return json.dumps(redact_json(value), **kwargs)
