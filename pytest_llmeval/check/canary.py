@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from ..errors import LLMEvalError
+from ..gate.stats import cases_needed
 from ..reporting.report import json_safe
 from .config import LoadedConfig
 from .crosscheck import suite_failures
@@ -147,25 +148,6 @@ class CanaryDecision:
         return json_safe(data)
 
 
-def cases_needed(sd_diff: float, allowed_drop: float, *, alpha: float, power: float, binary: bool) -> int:
-    """Smallest n whose minimum detectable drop is at most ``allowed_drop``:
-    ``((z_(1-alpha) + z_power) * sd_diff / allowed_drop)^2``, at least the exact-McNemar
-    floor ``k_min / allowed_drop`` for binary metrics, and at least 2."""
-    from ..gate.stats import minimum_detectable_drop
-
-    if not allowed_drop > 0:
-        raise ValueError(f"allowed_drop must be positive, got {allowed_drop!r}")
-    z_sum = minimum_detectable_drop(1.0, 4, alpha=alpha, power=power) * 2.0  # sd 1, sqrt(4) = 2
-    n = math.ceil((z_sum * sd_diff / allowed_drop) ** 2 - 1e-9) if sd_diff > 0 else 2
-    if binary:
-        k_min = round(minimum_detectable_drop(0.0, 2, alpha=alpha, power=power, binary=True) * 2)
-        n = max(n, math.ceil(k_min / allowed_drop - 1e-9))
-    n = max(n, 2)
-    while minimum_detectable_drop(sd_diff, n, alpha=alpha, power=power, binary=binary) > allowed_drop:
-        n += 1  # rounding at the boundary: a step or two at most
-    return n
-
-
 def _case_means(suite: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """case_id -> metric -> mean over the case's repeats (errored repeats left out)."""
     collected: dict[str, dict[str, list[float]]] = {}
@@ -205,7 +187,7 @@ def decide(
     stage_minutes: float | None = None,
 ) -> CanaryDecision:
     """Promote, hold or roll back; CanaryError when the question cannot be answered."""
-    from ..gate.stats import compare_paired, holm, is_binary
+    from ..gate.stats import compare_paired, holm, is_binary, noise_sd
 
     if control_id == candidate_id:
         raise CanaryError("--control and --candidate name the same suite")
@@ -252,11 +234,7 @@ def decide(
                        f"p={p_adj:.3g} after Holm) beyond the allowed {allowed:g}")
         elif not (cmp.mde <= allowed):  # also nan: fewer than 2 pairs
             status = "underpowered"
-            if binary:
-                sd = math.sqrt(2 * min(cmp.losses or 0, cmp.wins or 0) / cmp.n) if cmp.n else 0.0
-            else:
-                sd = cmp.se * math.sqrt(cmp.n) if cmp.n >= 2 and math.isfinite(cmp.se) else 0.0
-            needed = cases_needed(sd, allowed, alpha=policy.alpha, power=policy.power, binary=binary)
+            needed = cases_needed(noise_sd(cmp), allowed, alpha=policy.alpha, power=policy.power, binary=binary)
             seen = "nothing (fewer than 2 pairs)" if math.isnan(cmp.mde) else f"{cmp.mde:.3f}"
             message = (f"{metric}: with {cmp.n} paired case(s) the smallest detectable drop is {seen}, above the "
                        f"allowed {allowed:g}: about {needed} paired cases are needed ({max(needed - cmp.n, 0)} more)")

@@ -34,12 +34,16 @@ __all__ = [
     "DEFAULT_POWER",
     "MeanEstimate",
     "PairedComparison",
+    "PairedDifference",
+    "cases_needed",
     "compare_paired",
     "holm",
     "is_binary",
     "mean_ci",
     "minimum_detectable_drop",
+    "noise_sd",
     "non_inferiority_lower_bound",
+    "paired_difference",
 ]
 
 DEFAULT_CONFIDENCE = 0.95
@@ -381,3 +385,91 @@ def holm(p_values: Sequence[float]) -> List[float]:
         running = max(running, min(1.0, (m - rank) * ps[idx]))
         adjusted[idx] = running
     return adjusted
+
+
+def noise_sd(comparison: PairedComparison) -> float:
+    """The sd of the paired differences the minimum detectable drop is computed from.
+
+    Binary pairs: ``sqrt(2 * min(losses, wins) / n)``, the discordance of symmetric flips
+    (a real change adds discordant pairs on one side only); continuous pairs: the sample
+    sd of the differences, ``se * sqrt(n)``. 0.0 when it cannot be estimated (n < 2).
+    """
+    n = comparison.n
+    if n < 2:
+        return 0.0
+    if comparison.test == "mcnemar-exact":
+        return math.sqrt(2 * min(comparison.losses or 0, comparison.wins or 0) / n)
+    return comparison.se * math.sqrt(n) if math.isfinite(comparison.se) else 0.0
+
+
+def cases_needed(sd_diff: float, effect: float, *, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER,
+                 binary: bool = False) -> int:
+    """Smallest n whose :func:`minimum_detectable_drop` is at most ``effect`` (power analysis).
+
+    ``n = ((z_(1-alpha) + z_power) * sd_diff / effect)^2``, at least the exact-McNemar floor
+    ``k_min / effect`` for binary metrics, and at least 2. ``alpha`` is the level of the
+    one-sided test (pass ``alpha / 2`` for a two-sided one). Raises ValueError unless
+    ``effect > 0``.
+    """
+    if not effect > 0:
+        raise ValueError(f"effect must be positive, got {effect!r}")
+    z_sum = _norm_ppf(1.0 - _check_probability("alpha", alpha)) + _norm_ppf(_check_probability("power", power))
+    n = math.ceil((z_sum * sd_diff / effect) ** 2 - 1e-9) if sd_diff > 0 else 2
+    if binary:
+        n = max(n, math.ceil(_mcnemar_k_min(alpha) / effect - 1e-9))
+    n = max(n, 2)
+    while minimum_detectable_drop(sd_diff, n, alpha=alpha, power=power, binary=binary) > effect:
+        n += 1  # rounding at the boundary: a step or two at most
+    return n
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean paired difference of an unbounded quantity (cost, latency, tokens): see
+    :func:`paired_difference`."""
+
+    n: int
+    control_mean: float
+    variant_mean: float
+    change: float  # variant - control, mean over pairs
+    ci_low: float  # two-sided t interval; (change, change) at zero variance; nan when n < 2
+    ci_high: float
+    p_value: float  # two-sided paired t-test; 1.0 when n < 2 or nothing differs
+
+    @property
+    def relative(self) -> float:
+        """``change / control_mean`` (nan when the control's mean is not positive)."""
+        return self.change / self.control_mean if self.control_mean > 0 else _NAN
+
+
+def paired_difference(control: Sequence[float], variant: Sequence[float],
+                      confidence: float = DEFAULT_CONFIDENCE) -> PairedDifference:
+    """Two-sided paired t-test and interval of ``variant - control`` for any finite values.
+
+    The same paired t statistic as :func:`compare_paired` uses for continuous scores, for
+    quantities that are not scores in [0, 1] (USD per case, milliseconds, tokens). Zero
+    variance: the interval is (change, change) and p is 0 when change != 0, else 1.
+    Raises ValueError for unequal lengths or non-finite values.
+    """
+    confidence = _check_probability("confidence", confidence)
+    a, b = [float(x) for x in control], [float(x) for x in variant]
+    if len(a) != len(b):
+        raise ValueError(f"control and variant must be paired: got {len(a)} and {len(b)} values")
+    if not all(math.isfinite(x) for x in a + b):
+        raise ValueError("paired_difference: values must be finite")
+    n = len(a)
+    if n == 0:
+        return PairedDifference(0, _NAN, _NAN, _NAN, _NAN, _NAN, 1.0)
+    diffs = list(map(operator.sub, b, a))
+    change, sd = _mean_sd(diffs)
+    control_mean, variant_mean = math.fsum(a) / n, math.fsum(b) / n
+    if n < 2:
+        return PairedDifference(n, control_mean, variant_mean, change, _NAN, _NAN, 1.0)
+    if sd == 0.0:
+        return PairedDifference(n, control_mean, variant_mean, change, change, change, 0.0 if change != 0 else 1.0)
+    from scipy import stats
+
+    se = sd / math.sqrt(n)
+    half = _t_ppf((1.0 + confidence) / 2.0, n - 1) * se
+    p = float(2 * stats.t.sf(abs(change) / se, n - 1))
+    return PairedDifference(n, control_mean, variant_mean, change, change - half, change + half, min(p, 1.0))
