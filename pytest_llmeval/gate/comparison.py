@@ -237,6 +237,29 @@ class PairComparison:
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (nan stays nan: the report's json_safe turns it into null)."""
+        return {
+            "control": self.control,
+            "variant": self.variant,
+            "n_paired": self.n_paired,
+            "verdict": "pass" if self.passed else "fail",
+            "headline": self.headline(),
+            "metrics": [{"name": m.metric, "n": m.n, "control_mean": m.control_mean, "variant_mean": m.variant_mean,
+                         "change": m.change, "change_ci_low": m.ci_low, "change_ci_high": m.ci_high, "p_value": m.p_value,
+                         "p_adjusted": m.p_adjusted, "test": m.test, "mde": m.mde, "min_effect": m.min_effect,
+                         "cases_needed": m.cases_needed, "verdict": m.verdict, "message": m.describe()} for m in self.metrics],
+            "resources": [{"name": r.name, "n": r.difference.n, "control_mean": r.difference.control_mean,
+                           "variant_mean": r.difference.variant_mean, "change": r.difference.change,
+                           "relative": r.difference.relative, "change_ci_low": r.difference.ci_low,
+                           "change_ci_high": r.difference.ci_high, "p_value": r.difference.p_value, "verdict": r.verdict,
+                           "label": r.label} for r in self.resources],
+            "gates": [{"kind": g.kind, "metric": g.metric, "margin": g.margin, "lower_bound": g.lower_bound,
+                       "verdict": "pass" if g.passed else "fail", "message": g.message} for g in self.gates],
+            "route": None if self.route is None else {"route": self.route.route, "model": self.route.model,
+                                                      "share": self.route.share, "fallback": self.route.fallback},
+        }
+
     def headline(self) -> str:
         """One line: every metric's verdict, then cost and latency beside them."""
         parts = []
