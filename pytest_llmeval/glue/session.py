@@ -341,7 +341,7 @@ def prompt_log_entries(outcome: RunOutcome, root: Any, registry: PromptRegistry)
         metrics = {v.metric: v.estimate.mean for v in suite.verdicts if v.estimate.n}
         for name, versions in sorted(suite.prompts.items()):
             for version in versions:
-                entries.append({"name": name, "version": version, "label": _label(registry, name, version), "suite": suite.spec.suite_id,
+                entries.append({"name": name, "version": version, "label": _label(registry, name, version), "suite": suite.display_id,
                                 "verdict": "pass" if suite.passed else "fail", "metrics": metrics, "at": at, "commit": commit})
     return entries
 
