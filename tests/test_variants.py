@@ -260,3 +260,18 @@ def test_the_baseline_gate_applies_to_the_named_variant_only(pytester, ab_projec
     out = result.stdout.str()
     assert re.search(r"test_support@concise .*60 paired with the baseline", out)
     assert not re.search(r"test_support@worse .*paired with the baseline", out)
+
+
+def test_sharded_variant_runs_merge_to_the_unsplit_comparison(pytester, ab_project, server, monkeypatch):
+    from pytest_llmeval.cli import main as llm_eval_main
+
+    ab_project(n=90)
+    _, whole = _report(pytester, "-p", "no:xdist")
+    for i in (1, 2):
+        shard = pytester.runpytest("--llm-eval", f"--llm-eval-shard={i}/2", f"--llm-eval-report=shard{i}.json")
+        assert shard.ret == 0
+    monkeypatch.chdir(pytester.path)
+    assert llm_eval_main(["merge", "shard1.json", "shard2.json", "-o", "merged.json"]) == 0
+    merged = json.loads((pytester.path / "merged.json").read_text())
+    assert [s["suite_id"] for s in merged["suites"]] == [s["suite_id"] for s in whole["suites"]]
+    assert _without_timing(merged["suites"]) == _without_timing(whole["suites"])

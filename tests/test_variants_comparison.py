@@ -162,3 +162,17 @@ def test_paired_difference_agrees_with_scipy():
 def test_unknown_control_is_refused():
     with pytest.raises(ValueError, match="control variant 'nope'"):
         compare_variants({"a": {}, "b": {}}, "nope")
+
+
+def test_no_difference_gives_false_verdicts_at_most_alpha_across_three_variants():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    try:
+        from variant_calibration import false_verdict_rate
+    finally:
+        sys.path.pop(0)
+    result = false_verdict_rate(trials=300, n=200, variants=3)
+    assert result["false_rate"] <= result["limit"]
+    assert result["false_better"] + result["false_worse"] > 0  # the test does reject sometimes: it is not inert
