@@ -296,3 +296,26 @@ def test_sharded_variant_runs_merge_to_the_unsplit_comparison(pytester, ab_proje
     merged = json.loads((pytester.path / "merged.json").read_text())
     assert [s["suite_id"] for s in merged["suites"]] == [s["suite_id"] for s in whole["suites"]]
     assert _without_timing(merged["suites"]) == _without_timing(whole["suites"])
+
+
+def test_a_variants_file_applies_to_suites_without_variants(pytester, write_jsonl):
+    write_jsonl("data.jsonl", [{"id": f"q{i}", "inputs": {"n": i}, "expected": "x"} for i in range(4)])
+    (pytester.path / "variants.yaml").write_text("control: {style: plain}\nshouty: {style: SHOUT}\n")
+    pytester.makeini("[pytest]\nllm_eval_variants = variants.yaml\n")
+    pytester.makepyfile(test_ab="""
+        import pytest
+
+        def app(n, style):
+            return style
+
+        @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["exact_match"])
+        def test_file(llm_case, llm_eval):
+            pass
+        """)
+    result = pytester.runpytest("--llm-eval", "-v")
+    result.assert_outcomes(passed=8 + 2 + 1)
+    result.stdout.fnmatch_lines(["*test_file?q3-shouty? PASSED*", "*shouty vs control*exact_match*"])
+    (pytester.path / "variants.yaml").write_text("control: {style: plain}\nshouty: [1, 2]\n")
+    result = pytester.runpytest("--llm-eval")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*variants.yaml: variant 'shouty': settings must be a mapping, got ?1, 2?*"])
