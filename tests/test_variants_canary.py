@@ -8,12 +8,10 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 from test_check_config import FULL
-from test_variants_routes import CONFIG, answer_with
+from test_variants_routes import CONFIG, answer_with, golden_project
 
 from pytest_llmeval.check.cli import main as check_main
-from pytest_llmeval.testing import LoopbackLLMServer
 
-N = 300
 CANARY_CONFIG = CONFIG + FULL[len(FULL.split("traffic:")[0]):]
 APP = """
 import os, pytest
@@ -33,13 +31,7 @@ def test_golden(llm_case, llm_eval):
 
 @pytest.fixture
 def canary_project(pytester, write_jsonl, monkeypatch):
-    server = LoopbackLLMServer(answer_with(None)).start()
-    monkeypatch.setenv("LOOPBACK_BASE_URL", server.base_url)
-    write_jsonl("data.jsonl", [{"id": f"g{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"} for i in range(N)])
-    (pytester.path / "llmops-config.yaml").write_text(CANARY_CONFIG, encoding="utf-8")
-    pytester.makepyfile(test_golden=APP)
-    yield server
-    server.stop()
+    yield from golden_project(pytester, write_jsonl, monkeypatch, CANARY_CONFIG, APP)
 
 
 def decide(pytester) -> tuple[int, str]:

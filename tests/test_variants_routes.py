@@ -44,15 +44,21 @@ def answer_with(degraded: str | None):
     return answer
 
 
+def golden_project(pytester, write_jsonl, monkeypatch, config: str, app: str, n: int = N):
+    """A project on the loopback server (answering equally for every model until told
+    otherwise): N golden rows, the config, the test module. Yields the server."""
+    with LoopbackLLMServer(answer_with(None)) as server:
+        monkeypatch.setenv("LOOPBACK_BASE_URL", server.base_url)
+        write_jsonl("data.jsonl", [{"id": f"g{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"}
+                                   for i in range(n)])
+        (pytester.path / "llmops-config.yaml").write_text(config, encoding="utf-8")
+        pytester.makepyfile(test_golden=app)
+        yield server
+
+
 @pytest.fixture
 def routed(pytester, write_jsonl, monkeypatch):
-    server = LoopbackLLMServer(answer_with(None)).start()
-    monkeypatch.setenv("LOOPBACK_BASE_URL", server.base_url)
-    write_jsonl("data.jsonl", [{"id": f"g{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"} for i in range(N)])
-    (pytester.path / "llmops-config.yaml").write_text(CONFIG, encoding="utf-8")
-    pytester.makepyfile(test_golden=APP)
-    yield server
-    server.stop()
+    yield from golden_project(pytester, write_jsonl, monkeypatch, CONFIG, APP)
 
 
 def run(pytester) -> tuple[object, dict]:

@@ -6,8 +6,9 @@ A suite with variants runs every case under every variant (``variants={"control"
 settings are a mapping of:
 
 * provider settings (``model``, ``provider``, ``base_url``, ... any
-  :class:`~pytest_llmeval.providers.config.ProviderConfig` field): the plugin's clients
-  use them for the variant's cases;
+  :class:`~pytest_llmeval.providers.config.ProviderConfig` field): the plugin's clients,
+  bare or configured, use them for the app calls of the variant's cases (never for an
+  LLM judge's calls);
 * ``prompt``: a prompt of the registry, ``name`` or ``name@version-or-label`` (the
   version or label is checked against the prompt file, so a stale pin fails collection);
 * any other keyword the target accepts.
