@@ -318,4 +318,4 @@ def test_a_variants_file_applies_to_suites_without_variants(pytester, write_json
     (pytester.path / "variants.yaml").write_text("control: {style: plain}\nshouty: [1, 2]\n")
     result = pytester.runpytest("--llm-eval")
     assert result.ret != 0
-    result.stderr.fnmatch_lines(["*variants.yaml: variant 'shouty': settings must be a mapping, got ?1, 2?*"])
+    result.stderr.fnmatch_lines(["*variants.yaml:2: variant 'shouty': settings must be a mapping, got ?1, 2?*"])

@@ -71,8 +71,9 @@ class RouteTarget:
     fallback: bool = False
 
 
-def parse_variants(where: str, value: Any) -> dict[str, dict[str, Any]]:
-    """Validate a ``variants=`` mapping (name -> settings); returns plain dicts in order."""
+def parse_variants(where: str, value: Any, lines: Mapping[Any, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Validate a ``variants=`` mapping (name -> settings); returns plain dicts in order.
+    ``lines`` (variant name -> line) puts the line of a bad variant into the message."""
     if not isinstance(value, Mapping) or not value:
         raise ConfigError(f"{where}: variants= must be a non-empty mapping of variant name to settings, got {value!r}")
     if len(value) < 2:
@@ -80,7 +81,9 @@ def parse_variants(where: str, value: Any) -> dict[str, dict[str, Any]]:
     if len(value) > _MAX_VARIANTS:
         raise ConfigError(f"{where}: variants= has {len(value)} variants; at most {_MAX_VARIANTS}")
     out: dict[str, dict[str, Any]] = {}
+    base = where
     for name, settings in value.items():
+        where = f"{base}:{lines[name]}" if lines and name in lines else base
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(f"{where}: variant name {name!r} must be 1-64 letters, digits, '_', '.', '-' "
                               "(it becomes part of the test ids)")
@@ -213,10 +216,12 @@ def load_variant_file(path: Any) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"{path}: the variants file is larger than 1 MB")
     try:
         data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         raise ConfigError(f"{path}:{mark.line + 1 if mark else '?'}: invalid YAML: {exc.problem}") from None
-    return parse_variants(str(path), data)
+    lines = {key.value: key.start_mark.line + 1 for key, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+    return parse_variants(str(path), data, lines)
 
 
 
