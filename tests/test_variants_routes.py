@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
@@ -97,9 +96,6 @@ def test_a_degraded_routed_model_fails_parity_and_llm_eval_check_blocks_it(pytes
     message = ("openai:gpt-4o (routing.secondary, 20% of traffic): contains is not shown to be within 0.05 of the primary "
                "(primary): change -0.100")
     result.stdout.fnmatch_lines([f"*{message}*FAIL"])
-    documented = (Path(__file__).parent.parent / "docs" / "variants.md").read_text().split("route and its traffic share:")[1]
-    documented = documented.split("```text\n")[1].split("\n```")[0]
-    assert documented in result.stdout.str()
     gate = junit_cases(pytester.path / "junit.xml")["llm_eval_gate[secondary-vs-primary]"]
     assert message in gate["failure"]
     fallback = junit_cases(pytester.path / "junit.xml")["llm_eval_gate[fallback-vs-primary]"]

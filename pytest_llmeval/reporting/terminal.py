@@ -96,14 +96,17 @@ def variant_lines(group: VariantGroup) -> list[str]:
     status = "PASS" if group.passed else "FAIL"
     lines = [f"{group.suite_id}  variants (control {group.control}, baseline gate on {group.baseline_variant})  {status}"]
     metrics = sorted({m for s in group.summaries for m in s.metrics})
-    rows: list[tuple[str, ...]] = [("variant", "n", *metrics, "latency mean/p50/p95 ms", "cost/case mean/p95", "tokens in/out per case")]
+    rows: list[tuple[str, ...]] = [("variant", "n", *metrics, "cost/case mean/p95", "tokens in/out per case")]
     for s in group.summaries:
         cells = [f"{fmt(s.metrics[m].mean)} ({fmt_ci(s.metrics[m].ci_low, s.metrics[m].ci_high)})" if m in s.metrics else "" for m in metrics]
-        latency = "n/a" if math.isnan(s.latency_mean_ms) else f"{s.latency_mean_ms:.0f}/{s.latency_p50_ms:.0f}/{s.latency_p95_ms:.0f}"
         cost = "n/a" if math.isnan(s.cost_mean) else f"${fmt_money(s.cost_mean)}/${fmt_money(s.cost_p95)}"
         tokens = "n/a" if math.isnan(s.output_tokens_mean) else f"{s.input_tokens_mean:.0f}/{s.output_tokens_mean:.0f}"
-        rows.append((s.variant, str(s.n), *cells, latency, cost, tokens))
+        rows.append((s.variant, str(s.n), *cells, cost, tokens))
     lines += _table(rows)
+    latencies = [f"{s.variant} {s.latency_mean_ms:.0f} ms/{s.latency_p50_ms:.0f} ms/{s.latency_p95_ms:.0f} ms"
+                 for s in group.summaries if not math.isnan(s.latency_mean_ms)]
+    if latencies:
+        lines.append("  latency per case (app call, mean/p50/p95): " + ", ".join(latencies))
     if group.comparisons:
         rows = [("comparison", "metric", "change (95% CI)", "p", "Holm p", "verdict")]
         for pair in group.comparisons:
@@ -113,9 +116,10 @@ def variant_lines(group: VariantGroup) -> list[str]:
                              fmt_p(m.p_value), fmt_p(m.p_adjusted), verdict))
         lines += _table(rows)
         for pair in group.comparisons:
-            resources = [r.describe() for r in pair.resources if r.name in ("cost", "latency_ms", "output_tokens") and r.difference.n]
-            if resources:
-                lines.append(f"  {pair.variant} vs {pair.control}: " + "; ".join(resources))
+            for names in (("cost", "output_tokens"), ("latency_ms",)):
+                resources = [r.describe() for r in pair.resources if r.name in names and r.difference.n]
+                if resources:
+                    lines.append(f"  {pair.variant} vs {pair.control}: " + "; ".join(resources))
             lines += [f"  {g.kind.replace('_', '-')}: {g.message}  {'pass' if g.passed else 'FAIL'}" for g in pair.gates]
     lines += [f"  note: {note}" for note in group.notes]
     return lines
