@@ -298,3 +298,22 @@ def test_a_variants_file_applies_to_suites_without_variants(pytester, write_json
     result = pytester.runpytest("--llm-eval")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*variants.yaml:2: variant 'shouty': settings must be a mapping, got ?1, 2?*"])
+
+
+def test_a_prompt_setting_the_app_ignores_fails_the_comparison(pytester, ab_project, monkeypatch):
+    ab_project(n=4)
+    pytester.makepyfile(test_ab="""
+        import pytest
+        from pytest_llmeval.prompts import render
+
+        def app(question, prompt="support"):
+            return "yes " + render("support", question=question)  # ignores the variant's prompt
+
+        @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"],
+                              variants={"control": {"prompt": "support"}, "concise": {"prompt": "support_concise"}})
+        def test_support(llm_case, llm_eval):
+            pass
+        """)
+    result = pytester.runpytest("--llm-eval")
+    result.assert_outcomes(passed=8 + 2, failed=1)
+    result.stdout.fnmatch_lines(["*variant concise sets prompt support_concise, but its cases rendered support*"])

@@ -323,8 +323,14 @@ def _compare(suite_id: str, spec: VariantSpec, outcomes: list[SuiteOutcome], alp
 
 
 def _unapplied(spec: VariantSpec, outcome: SuiteOutcome) -> str | None:
-    """Why a variant's model setting did not reach the app (None when it did, or sets none)."""
+    """Why a variant's model or prompt setting did not reach the app (None when it did, or sets none).
+    A prompt counts as missed only when the cases rendered registry prompts, but not that one."""
     settings = dict(spec.variants)[outcome.variant]
+    prompt = settings.get("prompt")
+    rendered = sorted(outcome.prompts)
+    if isinstance(prompt, str) and rendered and prompt.partition("@")[0] not in rendered:
+        return (f"variant {outcome.variant} sets prompt {prompt}, but its cases rendered {', '.join(rendered)}: the "
+                "setting did not reach the app, so the comparison cannot be judged")
     model = settings.get("model")
     if not isinstance(model, str):
         return None
