@@ -63,7 +63,7 @@ def plan_suite(
     repeats_override: int | None,
     default_repeats: int = 1,
     ini_budgets: Mapping[str, float] | None = None,
-    run_variants: RunVariants = RunVariants(),
+    run_variants: RunVariants | None = None,
     prompt_lookup: Callable[[str], tuple[str, str | None]] | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
@@ -121,7 +121,7 @@ def plan_suite(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
 
-    variant_spec, variants = suite_variants(where, kwargs, target, run_variants, prompt_lookup)
+    variant_spec, variants = suite_variants(where, kwargs, target, run_variants or RunVariants(), prompt_lookup)
 
     path = test_dir / dataset_arg
     dataset = load_dataset(path, _display(path, rootdir))

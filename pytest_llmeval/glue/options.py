@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..core.variants import RunVariants
 from ..errors import ConfigError
 from ..providers.config import ProviderConfig
 
@@ -63,7 +62,7 @@ class Settings:
     judge: ProviderConfig | None = None
     prompts_dir: Path = Path("prompts")
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
-    variants: RunVariants = field(default_factory=RunVariants)  # --llm-eval-variants / --llm-eval-routes
+    variants: Any = None  # core.variants.RunVariants (--llm-eval-variants / --llm-eval-routes), imported lazily
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -254,7 +253,7 @@ def resolve(config: Any) -> Settings:
         shard=option.llm_eval_shard,
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
-        variants=run_variants(config) if option.llm_eval or option.llm_eval_update else RunVariants(),
+        variants=run_variants(config) if option.llm_eval or option.llm_eval_update else None,
     )
 
 
@@ -349,9 +348,9 @@ def add_variant_options(group: Any, parser: Any) -> None:
     parser.addini("llm_eval_min_effect", default=str(DEFAULT_MIN_EFFECT), help="minimum effect between variants for the power analysis")
 
 
-def run_variants(config: Any) -> RunVariants:
-    """The run-wide variants: a variants file and/or the routes of an llmops config."""
-    from ..core.variants import load_variant_file
+def run_variants(config: Any) -> Any:
+    """The run-wide variants (a ``RunVariants``): a variants file and/or the routes of an llmops config."""
+    from ..core.variants import RunVariants, load_variant_file
 
     option, root = config.option, Path(config.rootpath)
     min_effect = option.llm_eval_min_effect or _ini(config, "llm_eval_min_effect", _effect)
