@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
-__all__ = ["Case", "CaseResult", "SuiteSpec", "case_content_hash"]
+__all__ = ["Case", "CaseResult", "SuiteSpec", "VariantSpec", "case_content_hash"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Case:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     line: int | None = None
     repeat: int = 0
+    variant: str | None = None  # with A/B variants: which variant this item runs
 
     @cached_property
     def content_hash(self) -> str:
@@ -55,6 +56,54 @@ def _canonical(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    """A suite's A/B variants as the gate and the report see them (see core/variants.py).
+
+    ``variants``: (name, settings) in order, settings as given (JSON values);
+    ``control``: what every other variant is compared with; ``baseline_variant``: the
+    variant the baseline gate applies to (and whose scores --llm-eval-update writes);
+    ``min_effect``: the change the power analysis sizes n for; ``non_inferiority``: metric
+    -> margin of the "not worse than control" gate; ``parity_margin`` and ``routes``
+    (variant -> {route, model, share, fallback}): the provider-parity gate of routed models.
+    """
+
+    variants: tuple[tuple[str, Mapping[str, Any]], ...]
+    control: str
+    baseline_variant: str
+    min_effect: float
+    non_inferiority: Mapping[str, float] = field(default_factory=dict)
+    parity_margin: float | None = None
+    routes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.variants)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variants": [{"name": name, "settings": dict(settings)} for name, settings in self.variants],
+            "control": self.control,
+            "baseline_variant": self.baseline_variant,
+            "min_effect": self.min_effect,
+            "non_inferiority": dict(self.non_inferiority),
+            "parity_margin": self.parity_margin,
+            "routes": {name: dict(route) for name, route in self.routes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VariantSpec:
+        return cls(
+            variants=tuple((v["name"], dict(v["settings"])) for v in data["variants"]),
+            control=data["control"],
+            baseline_variant=data["baseline_variant"],
+            min_effect=float(data["min_effect"]),
+            non_inferiority={k: float(v) for k, v in data["non_inferiority"].items()},
+            parity_margin=None if data.get("parity_margin") is None else float(data["parity_margin"]),
+            routes={k: dict(v) for k, v in (data.get("routes") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
 class SuiteSpec:
     """What the gate needs to know about one suite (one ``llm_eval``-marked test function)."""
 
@@ -68,6 +117,7 @@ class SuiteSpec:
     budgets: Mapping[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()  # what the marker's scorers produce
     default_thresholds: Mapping[str, float] = field(default_factory=dict)  # ini: for metrics the suite has
+    variants: VariantSpec | None = None
 
     def thresholds_for(self, present: set[str]) -> dict[str, float]:
         """Thresholds in force: the ini's for metrics present in the suite, then the marker's."""
@@ -85,6 +135,7 @@ class SuiteSpec:
             "thresholds": dict(self.thresholds),
             "max_drop": dict(self.max_drop),
             "budgets": dict(self.budgets),
+            "variants": self.variants.to_dict() if self.variants is not None else None,
         }
 
     @classmethod
@@ -100,6 +151,7 @@ class SuiteSpec:
             budgets={k: float(v) for k, v in data["budgets"].items()},
             metrics=tuple(data["metrics"]),
             default_thresholds={k: float(v) for k, v in data["default_thresholds"].items()},
+            variants=VariantSpec.from_dict(data["variants"]) if data.get("variants") else None,
         )
 
 
@@ -130,6 +182,7 @@ class CaseResult:
     output: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)  # prompt name -> version rendered
     reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why (LLM judges)
+    variant: str | None = None  # the A/B variant the case ran under (None: the suite has none)
 
     def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
         data = self.case_dict()
@@ -153,6 +206,7 @@ class CaseResult:
             "output": self.output,
             "prompts": dict(self.prompts),
             "reasons": dict(self.reasons),
+            "variant": self.variant,
         }
 
     @classmethod
@@ -172,4 +226,5 @@ class CaseResult:
             output=data.get("output"),
             prompts=dict(data.get("prompts") or {}),
             reasons=dict(data.get("reasons") or {}),
+            variant=data.get("variant"),
         )

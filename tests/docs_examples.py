@@ -645,6 +645,48 @@ def _providers_not_judged(runs: Runs) -> str:
         os.environ.pop("DROP_USAGE", None)
     return grep(out, r"^  usage: ", r"^  cost_per_case: ")
 
+def _on_loopback(runs: Runs, folder: Path, answer: Callable[[dict], str], *args: str) -> str:
+    """``runs.run`` with a loopback server answering ``answer`` at $LOOPBACK_BASE_URL."""
+    from pytest_llmeval.testing import LoopbackLLMServer
+
+    with LoopbackLLMServer(answer) as server:
+        os.environ["LOOPBACK_BASE_URL"] = server.base_url
+        try:
+            return runs.run(folder, *args)
+        finally:
+            os.environ.pop("LOOPBACK_BASE_URL", None)
+
+
+def _without_latency(text: str) -> str:
+    """Latency lines change from run to run (and so may their verdict): the docs leave them out."""
+    return "\n".join(line for line in text.splitlines()
+                     if "latency" not in line and not re.search(r" vs \w+: (faster|slower):", line))
+
+
+@recipe("variants-terminal")
+def _variants_terminal(runs: Runs) -> str:
+    from test_variants import APP, N, PROMPTS, VARIANTS, seeded_answer
+
+    rows = "".join(json.dumps({"id": f"q{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"}) + "\n"
+                   for i in range(N))
+    folder = runs.project("variants", {"data.jsonl": rows, "pyproject.toml": "[tool.pytest.ini_options]\n",
+                                       "test_ab.py": APP.format(variants=VARIANTS, extra=""),
+                                       **{f"prompts/{name}.txt": text for name, text in PROMPTS.items()}})
+    out = _on_loopback(runs, folder, seeded_answer, "--llm-eval", "-q")
+    return _without_latency(section(out, r"^test_ab.py::test_support  variants", r"^  concise vs control: cheaper"))
+
+
+@recipe("variants-parity")
+def _variants_parity(runs: Runs) -> str:
+    from test_variants_routes import APP, CONFIG, N, answer_with
+
+    rows = "".join(json.dumps({"id": f"g{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"}) + "\n"
+                   for i in range(N))
+    folder = runs.project("routes", {"data.jsonl": rows, "pyproject.toml": "[tool.pytest.ini_options]\n",
+                                     "llmops-config.yaml": CONFIG, "test_golden.py": APP})
+    out = _on_loopback(runs, folder, answer_with("gpt-4o"), "--llm-eval", "-q", "--llm-eval-routes", "llmops-config.yaml")
+    return grep(out, r"^  parity: ")
+
 
 def generate(names: list[str]) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="llm-eval-docs-") as tmp:

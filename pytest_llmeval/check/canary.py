@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from ..errors import LLMEvalError
+from ..gate.stats import cases_needed
 from ..reporting.report import json_safe
 from .config import LoadedConfig
 from .crosscheck import suite_failures
@@ -146,34 +147,6 @@ class CanaryDecision:
         data["exit_code"] = self.exit_code
         data["mode"] = "canary"
         return json_safe(data)
-
-
-def cases_needed(noise: float, allowed_drop: float, *, alpha: float, power: float, binary: bool,
-                 loss_size: float = 1.0) -> int:
-    """Smallest number of paired cases whose minimum detectable drop (test alone, see
-    :func:`~pytest_llmeval.gate.stats.minimum_detectable_drop`) is at most ``allowed_drop``;
-    ``noise`` is the discordance not due to a drop (binary) or the sd of the differences
-    (continuous). At least 2. Raises ValueError unless ``allowed_drop`` > 0."""
-    from ..gate.stats import minimum_detectable_drop
-
-    if not allowed_drop > 0:
-        raise ValueError(f"allowed_drop must be positive, got {allowed_drop!r}")
-    kw = {"discordance": noise} if binary else {"sd_diff": noise}
-
-    def mde(n: int) -> float:
-        return minimum_detectable_drop(n, **kw, loss_size=loss_size, alpha=alpha, power=power)
-
-    high = 2
-    while mde(high) > allowed_drop:  # the MDE falls with n: double, then bisect
-        high *= 2
-    low = high // 2
-    while high - low > 1:
-        mid = (low + high) // 2
-        if mde(mid) > allowed_drop:
-            low = mid
-        else:
-            high = mid
-    return max(high, 2)
 
 
 def _case_means(suite: Mapping[str, Any]) -> dict[str, dict[str, float]]:

@@ -84,6 +84,10 @@ def suite_failures(suite: Mapping[str, Any], *, cases: bool = True) -> list[str]
     for gate in suite.get("usage_gates", []):
         if gate.get("verdict") == "fail":
             reasons.append(gate.get("message") or f"{gate.get('name')}: failed")
+    comparison = suite.get("comparison") or {}
+    for gate in comparison.get("gates", []):
+        if gate.get("verdict") == "fail":
+            reasons.append(gate.get("message") or f"{gate.get('kind')} {gate.get('metric')}: failed")
     if verdict == "fail" and not reasons:
         baseline = suite.get("baseline") or {}
         reasons.append(baseline.get("error") or "the suite's verdict is fail")
@@ -319,6 +323,8 @@ def _regression_findings(c: LoadedConfig, gate_suites: list[Mapping[str, Any]]) 
             else:
                 out.append(c.finding("LEC711", what + " (not blocking: block_on_regression is off)", path))
         baseline = suite.get("baseline")
+        if suite.get("variant") is not None and baseline is None:
+            continue  # a variant the baseline gate does not apply to: compared with the control instead
         if block and suite.get("verdict") is not None and not (baseline and baseline.get("found")):
             out.append(c.finding("LEC711", f"suite {suite['suite_id']} was compared with no baseline: block_on_regression "
                                            "could not be checked (bless one with pytest --llm-eval-update)", path))

@@ -13,6 +13,7 @@ from ..errors import CacheMissError, ProviderError, ScorerError
 from ..models import Case
 from ..providers.accounting import Ledger
 from ..scorers import BoundScorer
+from .variants import Variant
 
 __all__ = ["AppError", "EvalRecorder"]
 
@@ -31,8 +32,10 @@ class EvalRecorder:
     app and scored its output before the test body runs; ``output`` holds it.
     """
 
-    def __init__(self, case: Case, scorers: Sequence[BoundScorer], case_thresholds: Mapping[str, float] | None = None) -> None:
+    def __init__(self, case: Case, scorers: Sequence[BoundScorer], case_thresholds: Mapping[str, float] | None = None,
+                 variant: Variant | None = None) -> None:
         self.case = case
+        self.variant = variant  # the A/B variant this case runs under: .name, .settings, .kwargs, .prompt, .model
         self.scorers = tuple(scorers)
         self.case_thresholds = dict(case_thresholds or {})
         self.scores: dict[str, float] = {}

@@ -7,17 +7,20 @@ after a complete run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from ..errors import BaselineError
 from ..gate.baseline import Baseline, BaselineCase, BaselineStore, quantise
 from ..gate.budgets import UsageVerdict, judge_usage
+from ..gate.comparison import CaseFigures, ComparisonPolicy, PairComparison, RouteInfo, VariantGate, VariantSummary, \
+    compare_variants, summarize_variant
 from ..gate.verdicts import GatePolicy, MetricVerdict, judge_suite
-from ..models import CaseResult, SuiteSpec
+from ..models import CaseResult, SuiteSpec, VariantSpec
 from ..providers.accounting import SuiteUsage, summarize_suite
 
-__all__ = ["EvalRun", "RunOutcome", "SuiteOutcome", "prompt_versions"]
+__all__ = ["EvalRun", "RunOutcome", "SuiteOutcome", "VariantGroup", "prompt_versions"]
 
 
 @dataclass
@@ -48,21 +51,31 @@ class SuiteOutcome:
     fingerprint_changed: bool = False
     baseline_written: bool | None = None  # None: not an update run
     rounds_note: str | None = None  # repeats="auto": how many rounds ran and why they stopped
+    variant: str | None = None  # with A/B variants: one outcome per variant
+    compared_with_baseline: bool = True  # False: a variant the baseline gate does not apply to
+    comparison: PairComparison | None = None  # this variant versus the control
+    summary: VariantSummary | None = None
 
     @property
     def n_cases(self) -> int:
         return len(self.repeats)
 
     @property
+    def display_id(self) -> str:
+        """The suite id, with ``@variant`` for a variant (how reports and llm-eval-check name it)."""
+        return self.spec.suite_id if self.variant is None else f"{self.spec.suite_id}@{self.variant}"
+
+    @property
     def passed(self) -> bool:
-        return self.baseline_error is None and all(v.passed for v in [*self.verdicts, *self.usage_verdicts])
+        return (self.baseline_error is None and all(v.passed for v in [*self.verdicts, *self.usage_verdicts])
+                and (self.comparison is None or self.comparison.passed))
 
     def notes(self) -> list[str]:
         """What a reader must know to trust the comparison."""
         notes = [self.rounds_note] if self.rounds_note else []
         if self.baseline_error:
             notes.append(self.baseline_error)
-        elif self.baseline is None and self.baseline_written is None:
+        elif self.baseline is None and self.baseline_written is None and self.compared_with_baseline:
             notes.append(f"no baseline at {self.baseline_path}: regression check skipped (bless one with --llm-eval-update)")
         if self.baseline is not None:
             for name in sorted(set(self.prompts) | set(self.baseline.prompts)):
@@ -87,9 +100,26 @@ class SuiteOutcome:
 
 
 @dataclass
+class VariantGroup:
+    """The variants of one suite side by side: summaries and control-vs-variant comparisons."""
+
+    suite_id: str
+    control: str
+    baseline_variant: str
+    summaries: list[VariantSummary]
+    comparisons: list[PairComparison]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+
+@dataclass
 class RunOutcome:
     suites: list[SuiteOutcome]
     update: bool = False
+    groups: list[VariantGroup] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -110,7 +140,7 @@ class EvalRun:
 
     def results(self) -> dict[str, list[CaseResult]]:
         """The results so far by suite id, sorted by case and repeat (for incomplete runs)."""
-        return {suite_id: sorted(found, key=lambda r: (r.case_id, r.repeat)) for suite_id, found in sorted(self._results.items())}
+        return {suite_id: sorted(found, key=lambda r: (r.case_id, r.repeat, r.variant or "")) for suite_id, found in sorted(self._results.items())}
 
     def finish(
         self,
@@ -132,19 +162,32 @@ class EvalRun:
 
     def judge(self, store: BaselineStore, policy: GatePolicy, *, update: bool = False,
               sequential: Mapping[str, tuple[float, str]] | None = None) -> RunOutcome:
-        """Judge every suite against its stored baseline; writes nothing (``sequential``: as
-        for :meth:`finish`)."""
-        outcomes = []
+        """Judge every suite (each variant of a suite with variants) against its stored
+        baseline and compare the variants; writes nothing (``sequential``: as for
+        :meth:`finish`)."""
+        outcomes, groups = [], []
         for suite_id, results in self.results().items():
-            outcome = _collate(results)
-            outcome.baseline_path = store.display(suite_id)
-            suite_policy = policy
+            suite_policy, rounds_note = policy, None
             if sequential and suite_id in sequential:
                 suite_policy = replace(policy, alpha=sequential[suite_id][0])
-                outcome.rounds_note = sequential[suite_id][1]
-            _judge(outcome, store, suite_policy, update)
-            outcomes.append(outcome)
-        return RunOutcome(outcomes, update=update)
+                rounds_note = sequential[suite_id][1]
+            variants = results[-1].suite.variants
+            by_variant = {name: [r for r in results if r.variant == name] for name in variants.names} if variants else {None: results}
+            judged = []
+            for name, found in by_variant.items():
+                if not found:
+                    continue  # a variant deselected (-k) or not run: the group notes say so
+                outcome = _collate(found)
+                outcome.variant = name
+                outcome.rounds_note = rounds_note
+                outcome.baseline_path = store.display(suite_id)
+                outcome.compared_with_baseline = variants is None or name == variants.baseline_variant
+                _judge(outcome, store if outcome.compared_with_baseline else None, suite_policy, update)
+                judged.append(outcome)
+            if variants is not None:
+                groups.append(_compare(suite_id, variants, judged, suite_policy.alpha))
+            outcomes += judged
+        return RunOutcome(outcomes, update=update, groups=groups)
 
     @staticmethod
     def write_baselines(outcome: RunOutcome, store: BaselineStore, *, plugin_version: str = "",
@@ -154,7 +197,7 @@ class EvalRun:
         it since the gate read it), so concurrent partial updates lose no case."""
         with store.locked():
             for suite in outcome.suites:
-                if suite.baseline_error is None:
+                if suite.baseline_error is None and suite.compared_with_baseline:
                     suite.baseline_written = store.update(
                         suite.spec.suite_id, lambda current, suite=suite: _updated_baseline(suite, current, plugin_version, provenance))
 
@@ -235,13 +278,15 @@ def _case_tokens(results: list[CaseResult]) -> dict[str, dict[str, float]]:
     }
 
 
-def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, update: bool) -> None:
+def _judge(outcome: SuiteOutcome, store: BaselineStore | None, policy: GatePolicy, update: bool) -> None:
+    """Thresholds and budgets; with a store also the regression test against its baseline."""
     spec = outcome.spec
     baseline_scores = None
+    baseline = None
     try:
-        baseline = store.load(spec.suite_id)
+        baseline = store.load(spec.suite_id) if store is not None else None
     except BaselineError as exc:
-        baseline, outcome.baseline_error = None, str(exc)
+        outcome.baseline_error = str(exc)
     outcome.baseline = baseline
     if baseline is not None:
         outcome.fingerprint_changed = baseline.fingerprint != spec.fingerprint
@@ -281,6 +326,78 @@ def _updated_baseline(outcome: SuiteOutcome, current: Baseline | None, plugin_ve
     keep = set(hashes) if outcome.full_run else None
     prompts = outcome.prompts if outcome.full_run else {**old.prompts, **outcome.prompts}
     return Baseline(spec.suite_id, spec.dataset, spec.fingerprint, old.merged(updates, keep), plugin_version, provenance(), prompts=prompts)
+
+
+def _compare(suite_id: str, spec: VariantSpec, outcomes: list[SuiteOutcome], alpha: float) -> VariantGroup:
+    """Summarise each variant that ran and compare the control with every other one."""
+    figures = {o.variant: _case_figures(o) for o in outcomes if o.variant is not None}
+    group = VariantGroup(suite_id, spec.control, spec.baseline_variant,
+                         [summarize_variant(name, cases, o.spec.metrics) for (name, cases), o in zip(figures.items(), outcomes)], [])
+    for o, summary in zip(outcomes, group.summaries):
+        o.summary = summary
+    missing = [name for name in spec.names if name not in figures]
+    if missing:
+        group.notes.append(f"variant(s) {', '.join(missing)} did not run (deselected?): not compared")
+    if spec.control not in figures:
+        group.notes.append(f"the control variant {spec.control} did not run: no variant was compared")
+        return group
+    policy = ComparisonPolicy(alpha=alpha, min_effect=spec.min_effect, non_inferiority=spec.non_inferiority,
+                              parity_margin=spec.parity_margin,
+                              routes={name: RouteInfo(r["route"], r["model"], float(r["share"]), bool(r.get("fallback")))
+                                      for name, r in spec.routes.items()})
+    unapplied = {o.variant: problem for o in outcomes if (problem := _unapplied(spec, o)) is not None}
+    by_name = {o.variant: o for o in outcomes}
+    for pair in compare_variants(figures, spec.control, policy):
+        problems = [unapplied[v] for v in (spec.control, pair.variant) if v in unapplied]
+        if problems:  # comparing a thing with itself would say "no difference" quietly
+            pair = replace(pair, gates=pair.gates + tuple(VariantGate("applied", "", 0.0, math.nan, False, p) for p in problems))
+        by_name[pair.variant].comparison = pair
+        group.comparisons.append(pair)
+    return group
+
+
+def _unapplied(spec: VariantSpec, outcome: SuiteOutcome) -> str | None:
+    """Why a variant's model or prompt setting did not reach the app (None when it did, or sets none).
+    A prompt counts as missed only when the cases rendered registry prompts, but not that one."""
+    settings = dict(spec.variants)[outcome.variant]
+    prompt = settings.get("prompt")
+    rendered = sorted(outcome.prompts)
+    if isinstance(prompt, str) and rendered and prompt.partition("@")[0] not in rendered:
+        return (f"variant {outcome.variant} sets prompt {prompt}, but its cases rendered {', '.join(rendered)}: the "
+                "setting did not reach the app, so the comparison cannot be judged")
+    model = settings.get("model")
+    if not isinstance(model, str):
+        return None
+    called = sorted({m for r in outcome.results for m in r.models})
+    if any(m.split(":", 1)[-1] == model for m in called):
+        return None
+    seen = ", ".join(called) if called else "no model through pytest_llmeval's clients"
+    return (f"variant {outcome.variant} sets model {model}, but its cases called {seen}: the setting did not reach "
+            "the app (use the plugin's clients, or accept model= in the target), so the comparison cannot be judged")
+
+
+def _case_figures(outcome: SuiteOutcome) -> dict[str, CaseFigures]:
+    """Per case (repeats averaged): scores, app latency, app cost and tokens. Cost and
+    latency are left out for cases replayed from the cache or priced at nothing known."""
+    runs: dict[str, list[CaseResult]] = {}
+    for r in outcome.results:
+        if r.case_id in outcome.case_means:
+            runs.setdefault(r.case_id, []).append(r)
+    out = {}
+    for case_id, found in runs.items():
+        apps = [r.usage.get("app") or {} for r in found]
+        live = all(a.get("calls") and not a.get("cached_calls") for a in apps)
+        priced = live and not any(a.get("unpriced_models") for a in apps)
+        latencies = [r.latency_ms for r in found if r.latency_ms is not None]
+        tokens = outcome.case_tokens.get(case_id, {})
+        out[case_id] = CaseFigures(
+            outcome.case_means[case_id],
+            latency_ms=sum(latencies) / len(latencies) if live and latencies else None,
+            cost=sum(float(a.get("cost") or 0.0) for a in apps) / len(apps) if priced else None,
+            input_tokens=tokens.get("input_tokens"),
+            output_tokens=tokens.get("output_tokens"),
+        )
+    return out
 
 
 def _preview(items: list[str], limit: int = 10) -> str:

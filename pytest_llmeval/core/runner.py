@@ -21,7 +21,7 @@ import inspect
 import threading
 import time
 from contextlib import ExitStack
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..models import Case
 from ..prompts import recording_prompts
@@ -31,7 +31,7 @@ from .recorder import EvalRecorder
 
 __all__ = ["SuiteRunner", "case_context"]
 
-Key = tuple[str, int]
+Key = tuple[str, int, "str | None"]
 
 
 def _is_async(target: Callable[..., Any]) -> bool:
@@ -39,10 +39,12 @@ def _is_async(target: Callable[..., Any]) -> bool:
 
 
 def case_context(recorder: EvalRecorder, suite_config: ProviderConfig | None) -> ExitStack:
-    """What calls made for this case must see: its ledger, repeat, prompt record and the
-    suite's provider settings (used by the runner and by the test body alike)."""
+    """What calls made for this case must see: its ledger, repeat, prompt record, the
+    suite's provider settings and its variant's (used by the runner and by the test body alike)."""
     stack = ExitStack()
     stack.enter_context(runtime.use_suite_config(suite_config))
+    if recorder.variant is not None:
+        stack.enter_context(runtime.use_variant(recorder.variant.cache_key, recorder.variant.provider))
     stack.enter_context(accounting.use_ledger(recorder.ledger))
     stack.enter_context(runtime.use_repeat(recorder.case.repeat))
     stack.enter_context(recording_prompts(recorder.prompts))
@@ -58,7 +60,7 @@ class SuiteRunner:
         self._suite_config = suite_config
         self._make_recorder = make_recorder
         self._cases = list(cases)
-        self._position = {(case.id, case.repeat): i for i, case in enumerate(self._cases)}
+        self._position = {_key(case): i for i, case in enumerate(self._cases)}
         self._window = max(4 * concurrency, 32)
         self._next = 0  # cases[:_next] are submitted
         self._futures: dict[Key, concurrent.futures.Future[EvalRecorder]] = {}
@@ -76,7 +78,7 @@ class SuiteRunner:
 
     def result(self, case: Case) -> EvalRecorder:
         """The finished recorder of ``case`` (its output scored, or its failure kept)."""
-        key = (case.id, case.repeat)
+        key = _key(case)
         position = self._position.get(key)
         if position is None:  # not among the cases planned ahead: run it alone
             self._submit(case)
@@ -90,7 +92,7 @@ class SuiteRunner:
             self._next += 1
 
     def _submit(self, case: Case) -> None:
-        key = (case.id, case.repeat)
+        key = _key(case)
         if key in self._futures:
             return
         if self._loop is None:
@@ -103,7 +105,7 @@ class SuiteRunner:
         with case_context(recorder, self._suite_config):
             started = time.perf_counter()
             try:
-                output = self._target(**case.inputs)
+                output = self._target(**case.inputs, **_variant_kwargs(recorder))
                 if inspect.isawaitable(output):  # a sync callable that hands back a coroutine
                     output = asyncio.run(_await(output))
             except BaseException as exc:  # raised again in the case's item, on pytest's thread
@@ -121,7 +123,7 @@ class SuiteRunner:
             async with self._semaphore:
                 started = time.perf_counter()
                 try:
-                    output = await self._target(**case.inputs)
+                    output = await self._target(**case.inputs, **_variant_kwargs(recorder))
                 except asyncio.CancelledError:
                     raise
                 except BaseException as exc:
@@ -143,6 +145,15 @@ class SuiteRunner:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
+
+
+def _key(case: Case) -> Key:
+    return case.id, case.repeat, case.variant
+
+
+def _variant_kwargs(recorder: EvalRecorder) -> Mapping[str, Any]:
+    """The keyword arguments the case's variant passes to the target (none without one)."""
+    return recorder.variant.kwargs if recorder.variant is not None else {}
 
 
 async def _await(awaitable: Any) -> Any:

@@ -20,11 +20,13 @@ from ..models import Case, SuiteSpec
 from ..providers.config import ProviderConfig
 from ..scorers import BoundScorer, ScorerRegistry
 from .datasets import load_dataset
+from .variants import VARIANT_MARKER_ARGS, RunVariants, Variant, suite_variants
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
 
 ALL_METRICS = "*"  # key of a suite-wide max_drop= given as one number
-MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop", "budgets", "provider")
+MARKER_ARGS = ("dataset", "scorers", "thresholds", "case_thresholds", "target", "repeats", "max_drop", "budgets", "provider",
+               *VARIANT_MARKER_ARGS)
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,18 @@ class SuitePlan:
     case_thresholds: Mapping[str, float]
     provider: Mapping[str, Any] = field(default_factory=dict)  # ProviderConfig overrides for this suite
     auto_repeats: bool = False  # repeats="auto": one item per case; further rounds run after the items
+    variants: Mapping[str, Variant] = field(default_factory=dict)  # name -> variant, in order (empty: none)
 
     def items(self) -> list[tuple[str, Case]]:
-        """(item id, case) per case and repeat, case-major, in dataset order."""
+        """(item id, case) per case, repeat and variant, case-major, in dataset order; with
+        variants the id ends in the variant's name (``q001-concise``: ``-k concise`` selects it)."""
         if self.spec.repeats == 1:
-            return [(case.id, case) for case in self.cases]
-        return [(f"{case.id}-r{k}", replace(case, repeat=k)) for case in self.cases for k in range(self.spec.repeats)]
+            items = [(case.id, case) for case in self.cases]
+        else:
+            items = [(f"{case.id}-r{k}", replace(case, repeat=k)) for case in self.cases for k in range(self.spec.repeats)]
+        if not self.variants:
+            return items
+        return [(f"{item_id}-{name}", replace(case, variant=name)) for item_id, case in items for name in self.variants]
 
 
 def plan_suite(
@@ -56,6 +64,8 @@ def plan_suite(
     repeats_override: int | str | None,
     default_repeats: int | str = 1,
     ini_budgets: Mapping[str, float] | None = None,
+    run_variants: RunVariants | None = None,
+    prompt_lookup: Callable[[str], tuple[str, str | None]] | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
     where = f"{suite_id}: @pytest.mark.llm_eval"
@@ -118,8 +128,14 @@ def plan_suite(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer or 'auto', got {repeats!r}")
 
+    variant_spec, variants = suite_variants(where, kwargs, target, run_variants or RunVariants(), prompt_lookup)
+
     path = test_dir / dataset_arg
     dataset = load_dataset(path, _display(path, rootdir))
+    clash = sorted({k for v in variants.values() for k in v.kwargs} & {k for case in dataset.cases for k in case.inputs})
+    if clash:
+        raise ConfigError(f"{where}: variant setting(s) {', '.join(clash)} are also dataset inputs: rename one "
+                          "(a variant must not silently replace a row's input)")
     spec = SuiteSpec(
         suite_id=suite_id,
         dataset=dataset.name,
@@ -131,8 +147,10 @@ def plan_suite(
         max_drop=max_drop,
         budgets=budgets,
         metrics=tuple(s.metric for s in scorers),
+        variants=variant_spec,
     )
-    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider), auto)
+    return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider), auto_repeats=auto,
+                     variants=variants)
 
 
 def _unit_mapping(where: str, name: str, value: Any) -> dict[str, float]:

@@ -36,12 +36,15 @@ __all__ = [
     "DEFAULT_POWER",
     "MeanEstimate",
     "PairedComparison",
+    "PairedDifference",
+    "cases_needed",
     "compare_paired",
     "holm",
     "is_binary",
     "mean_ci",
     "minimum_detectable_drop",
     "non_inferiority_lower_bound",
+    "paired_difference",
 ]
 
 DEFAULT_CONFIDENCE = 0.95
@@ -460,3 +463,85 @@ def holm(p_values: Sequence[float]) -> List[float]:
         running = max(running, min(1.0, (m - rank) * ps[idx]))
         adjusted[idx] = running
     return adjusted
+
+
+def cases_needed(noise: float, effect: float, *, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER,
+                 binary: bool = False, loss_size: float = 1.0) -> int:
+    """Smallest number of paired cases whose :func:`minimum_detectable_drop` (test alone) is
+    at most ``effect``: the power analysis behind "how many cases would we need".
+
+    ``noise`` is :attr:`PairedComparison.noise`: the discordance not due to a change
+    (binary) or the sd of the differences (continuous); ``loss_size`` as there. ``alpha``
+    is the level of the one-sided test (pass ``alpha / 2`` for a two-sided one). At least
+    2. Raises ValueError unless ``effect`` > 0.
+    """
+    if not effect > 0:
+        raise ValueError(f"effect must be positive, got {effect!r}")
+    kw = {"discordance": noise} if binary else {"sd_diff": noise}
+
+    def mde(n: int) -> float:
+        return minimum_detectable_drop(n, **kw, loss_size=loss_size, alpha=alpha, power=power)
+
+    high = 2
+    while mde(high) > effect:  # the MDE falls with n: double, then bisect
+        high *= 2
+    low = high // 2
+    while high - low > 1:
+        mid = (low + high) // 2
+        if mde(mid) > effect:
+            low = mid
+        else:
+            high = mid
+    return max(high, 2)
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean paired difference of an unbounded quantity (cost, latency, tokens): see
+    :func:`paired_difference`."""
+
+    n: int
+    control_mean: float
+    variant_mean: float
+    change: float  # variant - control, mean over pairs
+    ci_low: float  # two-sided t interval; (change, change) at zero variance; nan when n < 2
+    ci_high: float
+    p_value: float  # two-sided paired t-test; 1.0 when n < 2 or nothing differs
+
+    @property
+    def relative(self) -> float:
+        """``change / control_mean`` (nan when the control's mean is not positive)."""
+        return self.change / self.control_mean if self.control_mean > 0 else _NAN
+
+
+def paired_difference(control: Sequence[float], variant: Sequence[float],
+                      confidence: float = DEFAULT_CONFIDENCE) -> PairedDifference:
+    """Two-sided paired t-test and interval of ``variant - control`` for any finite values.
+
+    The same paired t statistic as :func:`compare_paired` uses for continuous scores, for
+    quantities that are not scores in [0, 1] (USD per case, milliseconds, tokens). Zero
+    variance: the interval is (change, change) and p is 0 when change != 0, else 1.
+    Raises ValueError for unequal lengths or non-finite values.
+    """
+    confidence = _check_probability("confidence", confidence)
+    a, b = [float(x) for x in control], [float(x) for x in variant]
+    if len(a) != len(b):
+        raise ValueError(f"control and variant must be paired: got {len(a)} and {len(b)} values")
+    if not all(math.isfinite(x) for x in a + b):
+        raise ValueError("paired_difference: values must be finite")
+    n = len(a)
+    if n == 0:
+        return PairedDifference(0, _NAN, _NAN, _NAN, _NAN, _NAN, 1.0)
+    diffs = list(map(operator.sub, b, a))
+    change, sd = _mean_sd(diffs)
+    control_mean, variant_mean = math.fsum(a) / n, math.fsum(b) / n
+    if n < 2:
+        return PairedDifference(n, control_mean, variant_mean, change, _NAN, _NAN, 1.0)
+    if sd == 0.0:
+        return PairedDifference(n, control_mean, variant_mean, change, change, change, 0.0 if change != 0 else 1.0)
+    from scipy import stats
+
+    se = sd / math.sqrt(n)
+    half = _t_ppf((1.0 + confidence) / 2.0, n - 1) * se
+    p = float(2 * stats.t.sf(abs(change) / se, n - 1))
+    return PairedDifference(n, control_mean, variant_mean, change, change - half, change + half, min(p, 1.0))

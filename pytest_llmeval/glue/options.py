@@ -67,6 +67,7 @@ class Settings:
     prompts_dir: Path = Path("prompts")
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
     capture: bool = True  # ini llm_eval_capture: count and record/replay SDK calls (providers/capture.py)
+    variants: Any = None  # core.variants.RunVariants (--llm-eval-variants / --llm-eval-routes), imported lazily
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -189,6 +190,7 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
     parser.addini("llm_eval_capture", type="bool", default=True, help="count, record and replay the openai/anthropic SDK, litellm and LangChain HTTP calls of eval cases (false: only the plugin's own clients)")
+    add_variant_options(group, parser)
 
 
 def parse_metric_values(lines: Any, source: str, *, allow_default: bool = False) -> tuple[float | None, dict[str, float]]:
@@ -276,6 +278,7 @@ def resolve(config: Any) -> Settings:
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
         capture=bool(config.getini("llm_eval_capture")),
+        variants=run_variants(config) if option.llm_eval or option.llm_eval_update else None,
     )
 
 
@@ -349,3 +352,92 @@ def provider_config(config: Any) -> ProviderConfig:
         except ValueError:
             raise ConfigError(f"ini llm_eval_{field_name}: {value!r} is not a number") from None
     return ProviderConfig(**values)
+
+
+# -- A/B variants and routed models (see docs/variants.md) ----------------------------------
+
+DEFAULT_MIN_EFFECT = 0.05
+DEFAULT_PARITY_MARGIN = 0.05
+
+
+def _effect(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def add_variant_options(group: Any, parser: Any) -> None:
+    group.addoption("--llm-eval-variants", dest="llm_eval_variants", metavar="PATH",
+                    help="YAML file of A/B variants {name: {setting: value}} for every suite without variants= (ini llm_eval_variants)")
+    group.addoption("--llm-eval-routes", dest="llm_eval_routes", metavar="PATH",
+                    help="llmops-config.yaml: run every suite against each model that gets traffic in its routing, "
+                         "as variants named after the routes, with a provider-parity gate (ini llm_eval_routes)")
+    group.addoption("--llm-eval-parity-margin", type=_effect, dest="llm_eval_parity_margin", metavar="M",
+                    help=f"with routes: each routed model must be within M of the primary on every metric (default {DEFAULT_PARITY_MARGIN})")
+    group.addoption("--llm-eval-min-effect", type=_effect, dest="llm_eval_min_effect", metavar="E",
+                    help=f"the change between variants worth detecting: the cases needed for it are reported (default {DEFAULT_MIN_EFFECT})")
+    parser.addini("llm_eval_variants", default="", help="YAML file (relative to rootdir) of A/B variants for suites without variants=")
+    parser.addini("llm_eval_routes", default="", help="llmops-config.yaml (relative to rootdir) whose routed models every suite runs against")
+    parser.addini("llm_eval_parity_margin", default=str(DEFAULT_PARITY_MARGIN), help="provider-parity margin of routed models")
+    parser.addini("llm_eval_min_effect", default=str(DEFAULT_MIN_EFFECT), help="minimum effect between variants for the power analysis")
+
+
+def run_variants(config: Any) -> Any:
+    """The run-wide variants (a ``RunVariants``): a variants file and/or the routes of an llmops config."""
+    from ..core.variants import RunVariants, load_variant_file
+
+    option, root = config.option, Path(config.rootpath)
+    min_effect = option.llm_eval_min_effect or _ini(config, "llm_eval_min_effect", _effect)
+    parity = option.llm_eval_parity_margin or _ini(config, "llm_eval_parity_margin", _effect)
+    variants_path = _output_path(option.llm_eval_variants, config.getini("llm_eval_variants"), root)
+    routes_path = _output_path(option.llm_eval_routes, config.getini("llm_eval_routes"), root)
+    variants = load_variant_file(variants_path) if variants_path is not None else {}
+    routes = _routes(routes_path) if routes_path is not None else ()
+    return RunVariants(variants, routes, parity, min_effect)
+
+
+def _routes(path: Path) -> tuple[Any, ...]:
+    """Every model that gets traffic in the config's routing, and the fallback, as route
+    targets (one per provider:model, the primary first). ConfigError for a config that
+    cannot be read or a route the plugin's clients cannot call."""
+    from ..check import ConfigLoadError, load_config
+    from ..check.rules import routes_of
+    from ..core.variants import RouteTarget
+    from ..providers.config import PROVIDERS
+
+    try:
+        loaded = load_config(path)
+    except ConfigLoadError as exc:
+        raise ConfigError(f"--llm-eval-routes: {exc}") from None
+    routing = routes_of(loaded)
+    traffic = routing.traffic()
+    if not traffic:
+        raise ConfigError(f"{path}: routing has no route with traffic: nothing to evaluate")
+    primary = routing.primary
+    order = sorted(traffic.items(), key=lambda item: (primary is None or item[0] != primary.key, -item[1][0]))
+    targets = []
+    for key, (share, routes) in order:
+        targets.append(RouteTarget(_route_name(routes[0].label), routes[0].label, routes[0].provider, routes[0].model, share))
+    fallback = routing.fallback
+    if fallback is not None and fallback.key not in traffic:
+        targets.append(RouteTarget("fallback", fallback.label, fallback.provider, fallback.model, 0.0, True))
+    for target in targets:
+        if target.provider not in PROVIDERS:
+            raise ConfigError(f"{path}: {target.label}: provider {target.provider!r} cannot be called through "
+                              f"pytest-llmeval's clients ({', '.join(PROVIDERS)}): it cannot be evaluated")
+    names = [t.name for t in targets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: routes {', '.join(names)} do not have distinct names")
+    return tuple(targets)
+
+
+def _route_name(label: str) -> str:
+    """``routing.primary`` -> primary; ``routing.routes[2] (fast)`` -> fast; ``routing.routes[2]`` -> routes-2."""
+    if " (" in label:
+        return label.split(" (", 1)[1].rstrip(")")
+    name = label.removeprefix("routing.")
+    return name.replace("[", "-").rstrip("]")

@@ -23,6 +23,7 @@ from ..core.runner import SuiteRunner, case_context
 from ..core.suite import SuitePlan, plan_suite
 from ..errors import LLMEvalError
 from ..gate.baseline import BaselineStore, provenance
+from ..gate.comparison import PairComparison
 from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
@@ -114,6 +115,7 @@ class EvalSession:
                 suite_id, marker.args, marker.kwargs, metafunc.definition.path.parent, self.config.rootpath,
                 self.registry, ini_thresholds=self.settings.thresholds, repeats_override=self.settings.repeats, default_repeats=self.settings.default_repeats,
                 ini_budgets=self.settings.budgets,
+                run_variants=self.settings.variants, prompt_lookup=self._prompt_version,
             )
         except LLMEvalError as exc:
             raise pytest.Collector.CollectError(str(exc)) from None
@@ -167,7 +169,7 @@ class EvalSession:
         suite_id = suite_id_of(item)
         plan = self.plans[suite_id]
         if plan.target is None:
-            recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds)
+            recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
             item.stash[RECORDER_KEY] = recorder
             return recorder
         recorder = self._runner(item, suite_id, plan).result(case)
@@ -189,10 +191,15 @@ class EvalSession:
                     case = getattr(selected, "callspec", None) and selected.callspec.params.get("llm_case")
                     if isinstance(case, Case):
                         self._selected.setdefault(suite_id_of(selected), []).append(case)
-            runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds),
+            runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant)),
                                  self.settings.concurrency, self._selected.get(suite_id, []), self._suite_config(suite_id))
             self.runners[suite_id] = runner
         return runner
+
+    def _prompt_version(self, name: str) -> tuple[str, str | None]:
+        """(version, label) of a registry prompt, for a variant's ``prompt`` setting."""
+        prompt = self.prompt_registry.get(name)
+        return prompt.version, prompt.label
 
     def _suite_config(self, suite_id: str) -> Any:
         """The suite's marker provider={...} over the run's provider settings (None: none)."""
@@ -243,7 +250,7 @@ class EvalSession:
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
                           dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
                           models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts),
-                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()})
+                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()}, variant=case.variant)
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -424,7 +431,7 @@ def prompt_log_entries(outcome: RunOutcome, root: Any, registry: PromptRegistry)
         metrics = {v.metric: v.estimate.mean for v in suite.verdicts if v.estimate.n}
         for name, versions in sorted(suite.prompts.items()):
             for version in versions:
-                entries.append({"name": name, "version": version, "label": _label(registry, name, version), "suite": suite.spec.suite_id,
+                entries.append({"name": name, "version": version, "label": _label(registry, name, version), "suite": suite.display_id,
                                 "verdict": "pass" if suite.passed else "fail", "metrics": metrics, "at": at, "commit": commit})
     return entries
 
@@ -486,6 +493,11 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
     for usage in suite.usage_verdicts:
         gates.append((usage.name, usage.passed if usage.judged else None, usage.message,
                       [(PROPERTY_PREFIX + k, v) for k, v in usage.properties.items()]))
+    if suite.variant is not None:
+        base_props.append((PROPERTY_PREFIX + "variant", suite.variant))
+        gates = [(f"{suite.variant}:{name}", passed, message, props) for name, passed, message, props in gates]
+    if suite.comparison is not None:
+        gates.append(_comparison_gate(suite.comparison))
 
     for name, passed, message, props in gates:
         message = redact(message)
@@ -498,3 +510,23 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
         else:
             yield pytest.TestReport(nodeid, location, {}, "passed" if passed else "failed", None if passed else message, "call", user_properties=properties)
         yield pytest.TestReport(nodeid, location, {}, "passed", None, "teardown", user_properties=properties)
+
+
+def _comparison_gate(pair: PairComparison) -> tuple[str, bool, str, list[tuple[str, object]]]:
+    """One gate item per variant comparison: its verdicts in the properties, failing only
+    when a non-inferiority or parity gate fails (or the variant's settings did not apply)."""
+    props: list[tuple[str, object]] = [(PROPERTY_PREFIX + "control", pair.control), (PROPERTY_PREFIX + "n_paired", pair.n_paired)]
+    for m in pair.metrics:
+        prefix = f"{PROPERTY_PREFIX}{m.metric}."
+        props += [(prefix + "verdict", m.verdict), (prefix + "change", m.change), (prefix + "change_ci_low", m.ci_low),
+                  (prefix + "change_ci_high", m.ci_high), (prefix + "p_value", m.p_value), (prefix + "p_holm", m.p_adjusted),
+                  (prefix + "mde", m.mde), (prefix + "cases_needed", m.cases_needed if m.cases_needed is not None else "")]
+    for r in pair.resources:
+        if r.difference.n:
+            props += [(f"{PROPERTY_PREFIX}{r.name}.change", r.difference.change), (f"{PROPERTY_PREFIX}{r.name}.verdict", r.verdict)]
+    for g in pair.gates:
+        props.append((f"{PROPERTY_PREFIX}{g.kind}.{g.metric or 'settings'}", "pass" if g.passed else "fail"))
+    failed = [g.message for g in pair.gates if not g.passed]
+    lines = failed + [pair.headline()] + [m.describe() for m in pair.metrics] + [r.describe() for r in pair.resources if r.difference.n]
+    lines += [g.message for g in pair.gates if g.passed]
+    return f"{pair.variant}-vs-{pair.control}", pair.passed, "\n".join(lines), props

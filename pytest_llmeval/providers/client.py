@@ -120,7 +120,11 @@ class _Core:
 
     @property
     def config(self) -> ProviderConfig:
-        return self._fixed or runtime.current_config()
+        config = self._fixed or runtime.current_config()
+        overrides = runtime.variant_overrides()  # an A/B variant's model/provider: app calls only
+        if overrides and accounting.current_kind() == "app":
+            config = config.with_overrides(overrides)
+        return config
 
     @property
     def _limiter(self) -> Any:
@@ -160,6 +164,9 @@ class _Core:
                 body.setdefault("stream_options", {"include_usage": True})
         query = {"api-version": config.api_version} if config.api_version else {}
         request = {"provider": config.provider, "base_url": key_url(config.base_url), "query": query, "body": body, "repeat": runtime.current_repeat()}
+        variant = runtime.current_variant()
+        if variant is not None:
+            request["variant"] = variant  # each A/B variant records its own answers
         if cache_key_extra:
             request["extra"] = dict(cache_key_extra)  # e.g. a judge's sample index: keyed, never sent
         return _Call(url, query, body, request, cache_key(request), model, bool(body.get("stream")))

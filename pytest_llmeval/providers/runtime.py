@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from .config import ProviderConfig
 
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .cache import ResponseCache
     from .pricing import PriceTable
 
-__all__ = ["Defaults", "current_config", "current_repeat", "defaults", "set_defaults", "use_repeat", "use_suite_config"]
+__all__ = ["Defaults", "current_config", "current_repeat", "current_variant", "defaults", "set_defaults", "use_repeat",
+           "use_suite_config", "use_variant"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Defaults:
 
 _DEFAULTS = Defaults()
 _REPEAT: contextvars.ContextVar[int] = contextvars.ContextVar("llm_eval_repeat", default=0)
+_VARIANT: contextvars.ContextVar[tuple[str, Mapping[str, Any]] | None] = contextvars.ContextVar("llm_eval_variant", default=None)
 _SUITE_CONFIG: contextvars.ContextVar[ProviderConfig | None] = contextvars.ContextVar("llm_eval_suite_config", default=None)
 
 
@@ -71,3 +73,27 @@ def use_repeat(repeat: int) -> Iterator[None]:
         yield
     finally:
         _REPEAT.reset(token)
+
+
+def current_variant() -> str | None:
+    """The running case's A/B variant key (a digest of its name and settings), or None:
+    part of the cache key, so each variant records and replays its own answers."""
+    variant = _VARIANT.get()
+    return variant[0] if variant is not None else None
+
+
+def variant_overrides() -> Mapping[str, Any]:
+    """The running variant's provider settings (``model``, ``provider``, ...): the clients
+    apply them to app calls, over a client's own config (never to judge calls)."""
+    variant = _VARIANT.get()
+    return variant[1] if variant is not None else {}
+
+
+@contextmanager
+def use_variant(key: str, overrides: Mapping[str, Any]) -> Iterator[None]:
+    """Run the block as a case of the variant with cache key ``key`` and provider settings ``overrides``."""
+    token = _VARIANT.set((key, overrides))
+    try:
+        yield
+    finally:
+        _VARIANT.reset(token)

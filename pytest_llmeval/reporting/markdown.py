@@ -27,7 +27,48 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += [f"Commit `{git.get('commit', '?')[:12]}` on `{git.get('branch', '?')}`.", ""]
     for suite in report["suites"]:
         lines += _suite(suite)
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for suite in report["suites"]:
+        if suite.get("variant_of"):
+            groups.setdefault(suite["variant_of"], []).append(suite)
+    for suite_id, variants in groups.items():
+        lines += _variants(suite_id, variants)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _variants(suite_id: str, variants: list[Mapping[str, Any]]) -> list[str]:
+    """The variants of one suite side by side, then control versus each other variant."""
+    spec = variants[0]["variants"] or {}
+    lines = [f"### Variants of `{suite_id}` (control `{spec.get('control')}`)", "",
+             "| variant | n | metric means (95% CI) | latency mean / p95 | cost per case mean / p95 | tokens in / out per case |",
+             "|---|---:|---|---:|---:|---:|"]
+    for suite in variants:
+        s = suite.get("summary")
+        if not s:
+            continue
+        means = "; ".join(f"{name} {_num(m['mean'])} ({_num(m['ci_low'])}-{_num(m['ci_high'])})" for name, m in s["metrics"].items())
+        cost = "n/a" if s["cost_mean"] is None else f"${fmt_money(s['cost_mean'])} / ${fmt_money(s['cost_p95'])}"
+        tokens = "n/a" if s["output_tokens_mean"] is None else f"{s['input_tokens_mean']:.0f} / {s['output_tokens_mean']:.0f}"
+        lines.append(f"| `{_cell(s['variant'])}` | {s['n']} | {_cell(means)} | {_ms(s['latency_mean_ms'])} / {_ms(s['latency_p95_ms'])} "
+                     f"| {cost} | {tokens} |")
+    compared = [suite["comparison"] for suite in variants if suite.get("comparison")]
+    if compared:
+        lines += ["", "| comparison | metric | change (95% CI) | Holm p | verdict |", "|---|---|---:|---:|---|"]
+        for c in compared:
+            for m in c["metrics"]:
+                verdict = m["verdict"] if m["verdict"] != "no detectable difference" else (
+                    f"no detectable difference (MDE {_num(m['mde'])} at n={m['n']}; "
+                    + (f"{m['cases_needed']} paired cases needed to detect a change of {m['min_effect']:g})" if m["cases_needed"] else "too few pairs)"))
+                change = f"{fmt_signed(m['change'])} ({fmt_signed(m['change_ci_low'])} to {fmt_signed(m['change_ci_high'])})"
+                lines.append(f"| {_cell(c['variant'])} vs {_cell(c['control'])} | {_cell(m['name'])} | {change} | "
+                             f"{'' if m['p_adjusted'] is None else fmt_p(m['p_adjusted'])} | {verdict} |")
+        lines.append("")
+        for c in compared:
+            beside = [r["label"] for r in c["resources"] if r["verdict"] in ("lower", "higher")]
+            if beside:
+                lines.append(f"- `{_cell(c['variant'])}` vs `{_cell(c['control'])}`: {', '.join(beside)}")
+            lines += [f"- {'❌' if g['verdict'] == 'fail' else '✅'} {_cell(g['message'])}" for g in c["gates"]]
+    return lines + [""]
 
 
 def _suite(suite: Mapping[str, Any]) -> list[str]:

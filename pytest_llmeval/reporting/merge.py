@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from ..core.run import EvalRun
 from ..gate.baseline import BaselineStore
 from ..gate.verdicts import GatePolicy
-from ..models import CaseResult, SuiteSpec
+from ..models import CaseResult, SuiteSpec, VariantSpec
 from .report import ReportError, build_report
 
 # The run options that change verdicts: shards that differ in one cannot be merged.
@@ -22,7 +22,7 @@ RESULT_SHAPING_OPTIONS = ("alpha", "max_drop", "max_drop_by_metric", "non_inferi
 __all__ = ["merge_reports"]
 
 _SPEC_FIELDS = ("dataset", "fingerprint", "n_rows", "repeats", "thresholds", "default_thresholds", "max_drop", "budgets",
-                "metrics_declared")
+                "metrics_declared", "variants")
 
 
 def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: BaselineStore) -> dict[str, Any]:
@@ -42,22 +42,22 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: Basel
                                   f"({options.get(key)!r}); shards must run with the same options")
 
     specs: dict[str, tuple[str, Mapping[str, Any]]] = {}
-    seen: dict[tuple[str, str, int], str] = {}
+    seen: dict[tuple[str, str, int, str | None], str] = {}
     run = EvalRun()
     for name, doc in reports:
         for suite in doc["suites"]:
-            suite_id = suite["suite_id"]
+            suite_id = suite["suite_id"]  # a variant's entry: <suite>@<variant>, its cases carry the variant
             if suite_id in specs:
                 other_name, other = specs[suite_id]
                 for key in _SPEC_FIELDS:
-                    if suite[key] != other[key]:
-                        raise ReportError(f"{name}: suite {suite_id} has {key}={suite[key]!r} but {other_name} has "
-                                          f"{other[key]!r}; these reports come from different datasets or settings")
+                    if suite.get(key) != other.get(key):
+                        raise ReportError(f"{name}: suite {suite_id} has {key}={suite.get(key)!r} but {other_name} has "
+                                          f"{other.get(key)!r}; these reports come from different datasets or settings")
             else:
                 specs[suite_id] = (name, suite)
             spec = _spec(suite)
             for case in suite["cases"]:
-                key = (suite_id, case["case_id"], case["repeat"])
+                key = (spec.suite_id, case["case_id"], case["repeat"], case.get("variant"))
                 if key in seen:
                     raise ReportError(f"{name}: case {case['case_id']!r} (repeat {case['repeat']}) of {suite_id} is also in "
                                       f"{seen[key]}; shards must not overlap")
@@ -104,7 +104,7 @@ def _check_shards(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
 
 def _spec(suite: Mapping[str, Any]) -> SuiteSpec:
     return SuiteSpec(
-        suite_id=suite["suite_id"],
+        suite_id=suite.get("variant_of") or suite["suite_id"],
         dataset=suite["dataset"],
         fingerprint=suite["fingerprint"],
         n_rows=suite["n_rows"],
@@ -114,4 +114,5 @@ def _spec(suite: Mapping[str, Any]) -> SuiteSpec:
         budgets=suite["budgets"],
         metrics=tuple(suite["metrics_declared"]),
         default_thresholds=suite["default_thresholds"],
+        variants=VariantSpec.from_dict(suite["variants"]) if suite.get("variants") else None,
     )

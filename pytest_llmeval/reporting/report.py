@@ -27,7 +27,7 @@ from ..models import CaseResult, SuiteSpec
 __all__ = ["SCHEMA_VERSION", "ReportError", "build_report", "json_safe", "load_report", "run_block",
            "schema", "validate", "write_json"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: A/B variants (suite entries per variant, comparisons)
 
 
 class ReportError(LLMEvalError):
@@ -89,6 +89,11 @@ def _spec_block(spec: SuiteSpec, results: list[CaseResult]) -> dict[str, Any]:
         "metrics_declared": list(spec.metrics),
         "models": sorted({m for r in results for m in r.models}),
         "prompts": prompt_versions(results),
+        "variants": spec.variants.to_dict() if spec.variants is not None else None,
+        "variant": None,
+        "variant_of": None,
+        "summary": None,
+        "comparison": None,
     }
 
 
@@ -115,6 +120,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
               and c not in suite.changed_cases}
     return {
         **_spec_block(suite.spec, suite.results),
+        **_variant_block(suite),
         "verdict": "pass" if suite.passed else "fail",
         "cases_run": suite.n_cases,
         "errors": sorted(suite.errors),
@@ -133,13 +139,26 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
             "changed_cases": list(suite.changed_cases),
             "fingerprint_changed": suite.fingerprint_changed,
             "written": suite.baseline_written,
-        },
+        } if suite.compared_with_baseline else None,  # a variant the baseline gate does not apply to
         "metrics": [_metric_entry(v) for v in suite.verdicts],
         "usage": suite.usage.to_dict() if suite.usage is not None else None,
         "usage_gates": [{"name": u.name, "verdict": u.status, "message": u.message,
                          "properties": json_safe(dict(u.properties))} for u in suite.usage_verdicts],
         "notes": suite.notes(),
         "cases": [_case_entry(r, paired.get(r.case_id)) for r in suite.results],
+    }
+
+
+def _variant_block(suite: SuiteOutcome) -> dict[str, Any]:
+    """A variant's entry: ``suite_id`` is ``<suite>@<variant>`` (how llm-eval-check names it)."""
+    if suite.variant is None:
+        return {}
+    return {
+        "suite_id": suite.display_id,
+        "variant": suite.variant,
+        "variant_of": suite.spec.suite_id,
+        "summary": json_safe(suite.summary.to_dict()) if suite.summary is not None else None,
+        "comparison": json_safe(suite.comparison.to_dict()) if suite.comparison is not None else None,
     }
 
 

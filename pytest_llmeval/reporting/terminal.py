@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from ..core.run import RunOutcome, SuiteOutcome
+from ..core.run import RunOutcome, SuiteOutcome, VariantGroup
 from ..gate.verdicts import MetricVerdict, fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
 from ..providers.accounting import SuiteUsage
 
-__all__ = ["summary_lines", "usage_line"]
+__all__ = ["summary_lines", "usage_line", "variant_lines"]
 
 _COLUMNS = ("metric", "mean", "95% CI", "threshold", "baseline", "change (95% CI)", "p", "test", "verdict")
 
@@ -18,6 +18,9 @@ def summary_lines(outcome: RunOutcome) -> list[str]:
     for suite in outcome.suites:
         lines += _suite_lines(suite)
         lines.append("")
+    for group in outcome.groups:
+        lines += variant_lines(group)
+        lines.append("")
     if lines:
         lines.pop()
     return lines
@@ -25,7 +28,7 @@ def summary_lines(outcome: RunOutcome) -> list[str]:
 
 def _suite_lines(suite: SuiteOutcome) -> list[str]:
     spec = suite.spec
-    head = f"{spec.suite_id}  dataset {spec.dataset}: {suite.n_cases} case(s)"
+    head = f"{suite.display_id}  dataset {spec.dataset}: {suite.n_cases} case(s)"
     if spec.repeats > 1:
         head += f" x {spec.repeats} repeats"
     if suite.paired_cases:
@@ -88,3 +91,42 @@ def _row(v: MetricVerdict) -> tuple[str, ...]:
     else:
         baseline = change = p = test = ""
     return (v.metric, fmt(e.mean), fmt_ci(e.ci_low, e.ci_high), threshold, baseline, change, p, test, v.status)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def variant_lines(group: VariantGroup) -> list[str]:
+    """A suite's variants side by side, then each control-vs-variant comparison."""
+    status = "PASS" if group.passed else "FAIL"
+    lines = [f"{group.suite_id}  variants (control {group.control}, baseline gate on {group.baseline_variant})  {status}"]
+    metrics = sorted({m for s in group.summaries for m in s.metrics})
+    rows: list[tuple[str, ...]] = [("variant", "n", *metrics, "cost/case mean/p95", "tokens in/out per case")]
+    for s in group.summaries:
+        cells = [f"{fmt(s.metrics[m].mean)} ({fmt_ci(s.metrics[m].ci_low, s.metrics[m].ci_high)})" if m in s.metrics else "" for m in metrics]
+        cost = "n/a" if math.isnan(s.cost_mean) else f"${fmt_money(s.cost_mean)}/${fmt_money(s.cost_p95)}"
+        tokens = "n/a" if math.isnan(s.output_tokens_mean) else f"{s.input_tokens_mean:.0f}/{s.output_tokens_mean:.0f}"
+        rows.append((s.variant, str(s.n), *cells, cost, tokens))
+    lines += _table(rows)
+    latencies = [f"{s.variant} {s.latency_mean_ms:.0f} ms/{s.latency_p50_ms:.0f} ms/{s.latency_p95_ms:.0f} ms"
+                 for s in group.summaries if not math.isnan(s.latency_mean_ms)]
+    if latencies:
+        lines.append("  latency per case (app call, mean/p50/p95): " + ", ".join(latencies))
+    if group.comparisons:
+        rows = [("comparison", "metric", "change (95% CI)", "p", "Holm p", "verdict")]
+        for pair in group.comparisons:
+            for m in pair.metrics:
+                verdict = m.verdict if m.verdict != "no detectable difference" else f"{m.verdict} ({m.mde_text()}; {m.needed_text()})"
+                rows.append((f"{pair.variant} vs {pair.control}", m.metric, f"{fmt_signed(m.change)} ({fmt_signed(m.ci_low)}..{fmt_signed(m.ci_high)})",
+                             fmt_p(m.p_value), fmt_p(m.p_adjusted), verdict))
+        lines += _table(rows)
+        for pair in group.comparisons:
+            for names in (("cost", "output_tokens"), ("latency_ms",)):
+                resources = [r.describe() for r in pair.resources if r.name in names and r.difference.n]
+                if resources:
+                    lines.append(f"  {pair.variant} vs {pair.control}: " + "; ".join(resources))
+            lines += [f"  {g.kind.replace('_', '-')}: {g.message}  {'pass' if g.passed else 'FAIL'}" for g in pair.gates]
+    lines += [f"  note: {note}" for note in group.notes]
+    return lines
