@@ -68,6 +68,7 @@ class SuiteSpec:
     budgets: Mapping[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()  # what the marker's scorers produce
     default_thresholds: Mapping[str, float] = field(default_factory=dict)  # ini: for metrics the suite has
+    case_thresholds: Mapping[str, float] = field(default_factory=dict)  # the marker's per-case minimums
 
     def thresholds_for(self, present: set[str]) -> dict[str, float]:
         """Thresholds in force: the ini's for metrics present in the suite, then the marker's."""
@@ -85,6 +86,7 @@ class SuiteSpec:
             "thresholds": dict(self.thresholds),
             "max_drop": dict(self.max_drop),
             "budgets": dict(self.budgets),
+            "case_thresholds": dict(self.case_thresholds),
         }
 
     @classmethod
@@ -100,6 +102,7 @@ class SuiteSpec:
             budgets={k: float(v) for k, v in data["budgets"].items()},
             metrics=tuple(data["metrics"]),
             default_thresholds={k: float(v) for k, v in data["default_thresholds"].items()},
+            case_thresholds={k: float(v) for k, v in (data.get("case_thresholds") or {}).items()},
         )
 
 
@@ -130,6 +133,9 @@ class CaseResult:
     output: str | None = None
     prompts: Mapping[str, str] = field(default_factory=dict)  # prompt name -> version rendered
     reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why (LLM judges)
+    review_notes: tuple[str, ...] = ()  # "reason: detail" asked for while the case ran (see core.review)
+    inputs: str | None = None  # the row's inputs as JSON text, truncated like the output
+    expected: str | None = None  # the row's expected value as text, truncated like the output
 
     def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
         data = self.case_dict()
@@ -153,6 +159,9 @@ class CaseResult:
             "output": self.output,
             "prompts": dict(self.prompts),
             "reasons": dict(self.reasons),
+            "review_notes": list(self.review_notes),
+            "inputs": self.inputs,
+            "expected": self.expected,
         }
 
     @classmethod
@@ -172,4 +181,7 @@ class CaseResult:
             output=data.get("output"),
             prompts=dict(data.get("prompts") or {}),
             reasons=dict(data.get("reasons") or {}),
+            review_notes=tuple(data.get("review_notes") or ()),
+            inputs=data.get("inputs"),
+            expected=data.get("expected"),
         )

@@ -16,6 +16,7 @@ from ..gate.budgets import UsageVerdict, judge_usage
 from ..gate.verdicts import GatePolicy, MetricVerdict, judge_suite
 from ..models import CaseResult, SuiteSpec
 from ..providers.accounting import SuiteUsage, summarize_suite
+from .review import HumanReview, ReviewFile, ReviewFlag, cut_text, flag_cases
 
 __all__ = ["EvalRun", "RunOutcome", "SuiteOutcome", "prompt_versions"]
 
@@ -47,6 +48,8 @@ class SuiteOutcome:
     changed_cases: list[str] = field(default_factory=list)
     fingerprint_changed: bool = False
     baseline_written: bool | None = None  # None: not an update run
+    review: dict[str, list[ReviewFlag]] = field(default_factory=dict)  # case id -> why a person should look
+    human_reviews: dict[str, HumanReview] = field(default_factory=dict)  # case id -> a reviewer's decision
 
     @property
     def n_cases(self) -> int:
@@ -119,15 +122,22 @@ class EvalRun:
         update: bool = False,
         plugin_version: str = "",
         provenance: Callable[[], Mapping[str, Any]] = dict,
+        baseline_output_chars: int | None = 0,
+        reviews: ReviewFile | None = None,
     ) -> RunOutcome:
-        """Judge every suite; in update mode also write the baselines."""
+        """Judge every suite and flag the cases a person should look at; in update mode also
+        write the baselines, keeping each case's output cut at ``baseline_output_chars``
+        characters (0: no outputs, None: whole). ``reviews``: reviewers' decisions to show."""
         outcomes = []
         for suite_id, results in self.results().items():
             outcome = _collate(results)
             outcome.baseline_path = store.display(suite_id)
             _judge(outcome, store, policy, update)
+            if reviews is not None:
+                outcome.human_reviews = {c: r for c in outcome.content_hashes if (r := reviews.get(suite_id, c)) is not None}
             if update and outcome.baseline_error is None:
-                outcome.baseline_written = store.write(_updated_baseline(outcome, plugin_version, provenance))
+                baseline = _updated_baseline(outcome, plugin_version, provenance, baseline_output_chars)
+                outcome.baseline_written = store.write(baseline)
             outcomes.append(outcome)
         return RunOutcome(outcomes, update=update)
 
@@ -224,7 +234,11 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         if not update:
             baseline_scores = paired
     present = {m for scores in outcome.case_means.values() for m in scores} | set(spec.metrics)
-    outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds_for(present), spec.max_drop, policy, baseline_scores, spec.metrics)
+    thresholds = spec.thresholds_for(present)
+    outcome.verdicts = judge_suite(outcome.case_means, thresholds, spec.max_drop, policy, baseline_scores, spec.metrics)
+    outputs = {c: case.output for c, case in (baseline.cases.items() if baseline is not None else ())
+               if case.output is not None and c not in outcome.changed_cases}
+    outcome.review = flag_cases(outcome.results, thresholds, spec.case_thresholds, outputs)
     if outcome.usage is not None:
         paired_tokens = None
         if baseline is not None and not update:
@@ -238,11 +252,17 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore, policy: GatePolicy, upda
         outcome.usage_verdicts = judge_usage(outcome.usage, spec.budgets, paired_tokens)
 
 
-def _updated_baseline(outcome: SuiteOutcome, plugin_version: str, provenance: Callable[[], Mapping[str, Any]]) -> Baseline:
+def _updated_baseline(outcome: SuiteOutcome, plugin_version: str, provenance: Callable[[], Mapping[str, Any]],
+                      output_chars: int | None) -> Baseline:
     spec = outcome.spec
     hashes = outcome.content_hashes
+    outputs: dict[str, str] = {}
+    if output_chars != 0:
+        for result in outcome.results:  # sorted by case and repeat: the first repeat's output
+            if result.output is not None and result.case_id not in outputs:
+                outputs[result.case_id] = cut_text(result.output, output_chars)
     updates = {
-        case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id], outcome.case_tokens.get(case_id))
+        case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id], outcome.case_tokens.get(case_id), outputs.get(case_id))
         for case_id in outcome.case_means
     }
     old = outcome.baseline or Baseline(spec.suite_id, spec.dataset, spec.fingerprint, {})

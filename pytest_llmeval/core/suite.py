@@ -124,6 +124,7 @@ def plan_suite(
         max_drop=max_drop,
         budgets=budgets,
         metrics=tuple(s.metric for s in scorers),
+        case_thresholds=case_thresholds,
     )
     return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider))
 

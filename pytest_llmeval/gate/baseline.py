@@ -33,14 +33,17 @@ class BaselineCase:
     content_hash: str
     scores: Mapping[str, tuple[float, ...]]
     usage: Mapping[str, float] = field(default_factory=dict)  # mean app input/output tokens
+    output: str | None = None  # the first repeat's output, cut at ini llm_eval_baseline_output_chars
 
     @classmethod
-    def of(cls, content_hash: str, scores: Mapping[str, Any], usage: Mapping[str, Any] | None = None) -> BaselineCase:
+    def of(cls, content_hash: str, scores: Mapping[str, Any], usage: Mapping[str, Any] | None = None,
+           output: str | None = None) -> BaselineCase:
         """Build with values rounded as stored, so a reloaded case compares equal."""
         return cls(
             content_hash,
             {m: tuple(round(float(v), _DIGITS) for v in values) for m, values in scores.items()},
             {k: round(float(v), _DIGITS) for k, v in (usage or {}).items()},
+            output,
         )
 
     def means(self) -> dict[str, float]:
@@ -91,6 +94,8 @@ class Baseline:
             entry: dict[str, Any] = {"hash": case.content_hash, "scores": {m: list(case.scores[m]) for m in sorted(case.scores)}}
             if case.usage:
                 entry["usage"] = dict(case.usage)
+            if case.output is not None:
+                entry["output"] = case.output
             rows.append(f"    {json.dumps(case_id, ensure_ascii=False)}: {json.dumps(entry, sort_keys=True, ensure_ascii=False)}")
         if rows:
             lines.append(",\n".join(rows))
@@ -153,7 +158,10 @@ def _parse(text: str, suite_id: str) -> Baseline:
         raise ValueError(f"file belongs to suite {data['suite']!r}, not {suite_id!r}")
     cases = {}
     for case_id, entry in data["cases"].items():
-        case = BaselineCase.of(str(entry["hash"]), entry["scores"], entry.get("usage"))
+        output = entry.get("output")
+        if output is not None and not isinstance(output, str):
+            raise ValueError(f"case {case_id!r}: output must be a string")
+        case = BaselineCase.of(str(entry["hash"]), entry["scores"], entry.get("usage"), output)
         if any(not values for values in case.scores.values()):
             raise ValueError(f"case {case_id!r} has a metric with no values")
         cases[case_id] = case

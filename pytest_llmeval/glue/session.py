@@ -17,6 +17,7 @@ import pytest
 
 from .. import __version__
 from ..core.recorder import AppError, EvalRecorder
+from ..core.review import ReviewFile
 from ..core.run import EvalRun, RunOutcome, SuiteOutcome
 from ..core.runner import SuiteRunner, case_context
 from ..core.suite import SuitePlan, plan_suite
@@ -27,6 +28,7 @@ from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
 from ..providers import runtime
+from ..reporting.html import require_jinja2, write_html
 from ..reporting.markdown import render_markdown
 from ..reporting.report import build_report, placeholder_report, run_block, write_json
 from ..reporting.terminal import summary_lines
@@ -74,6 +76,9 @@ class EvalSession:
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
+        self.reviews = ReviewFile(settings.review_file)
+        if settings.html is not None:
+            require_jinja2()  # before any model is paid for
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -193,6 +198,11 @@ class EvalSession:
         with case_context(recorder, self._suite_config(suite_id_of(item))):
             result = yield
         problems = recorder.case_failures()
+        review = self.reviews.get(suite_id_of(item), recorder.case.id) if self.settings.review_override else None
+        if review is not None and review.content_hash == recorder.case.content_hash:
+            if review.verdict == "fail":
+                pytest.fail(f"a reviewer marked this case fail ({self.reviews.path.name}:{review.line}): {review.note}", pytrace=False)
+            problems = []  # a reviewer passed it: the per-case minimums give way
         if problems:
             pytest.fail("\n".join(problems), pytrace=False)
         return result
@@ -220,10 +230,12 @@ class EvalSession:
             kind = "setup"
         case = recorder.case
         models = tuple(sorted({f"{r.provider}:{r.model}" for r in recorder.ledger.records if r.kind == "app"}))
+        inputs, expected = recorder.row_text(self.settings.output_chars)
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
                           dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
                           models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts),
-                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()})
+                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()},
+                          tuple(_truncate(n, REPORT_REASON_CHARS) for n in recorder.review_notes), inputs, expected)
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -264,6 +276,7 @@ class EvalSession:
         self.outcome = self.run.finish(
             BaselineStore(settings.baseline_dir, self.config.rootpath), policy, update=settings.update,
             plugin_version=__version__, provenance=lambda: provenance(self.config.rootpath),
+            baseline_output_chars=settings.baseline_output_chars, reviews=self.reviews,
         )
         if settings.update:
             PromptLog(settings.prompt_log).append(prompt_log_entries(self.outcome, self.config.rootpath, self.prompt_registry))
@@ -286,9 +299,11 @@ class EvalSession:
             write_json(self.settings.report, placeholder)
         if self.settings.markdown is not None:
             write_atomic(self.settings.markdown, render_markdown(placeholder))
+        if self.settings.html is not None:
+            write_html(self.settings.html, placeholder)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
+        if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.settings.html is None):
             return
         if self.outcome is not None:
             doc = build_report(self._run_block(), self.outcome)
@@ -299,6 +314,8 @@ class EvalSession:
             write_json(self.settings.report, doc)
         if self.settings.markdown is not None:
             write_atomic(self.settings.markdown, render_markdown(doc))
+        if self.settings.html is not None:
+            write_html(self.settings.html, doc)
 
     def _run_block(self) -> dict[str, Any]:
         versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
@@ -315,8 +332,10 @@ class EvalSession:
             terminalreporter.write_line(f"{self.incomplete}: no gate was run and no baseline was written")
         elif self.outcome is not None:
             terminalreporter.write_sep("=", "llm-eval summary", bold=True)
-            for line in summary_lines(self.outcome):
+            for line in summary_lines(self.outcome, verbose=self.config.get_verbosity() > 0):
                 terminalreporter.write_line(line)
+        if self.settings.html is not None:
+            terminalreporter.write_line(f"llm-eval HTML report: {self.settings.html}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
