@@ -219,6 +219,15 @@ class EvalSession:
             report.user_properties.extend(properties)
         return report
 
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        """A passed eval case's scores after its word (``-v``): ``PASSED (contains=0.000)``.
+        A failed case keeps pytest's word: its failure message names the scores it broke."""
+        data = getattr(report, "llm_eval", None)
+        if data is None or not report.passed or report.when != "call" or hasattr(report, "wasxfail") or not data["scores"]:
+            return None
+        scores = " ".join(f"{metric}={value:.3f}" for metric, value in sorted(data["scores"].items()))
+        return "passed", ".", f"PASSED ({scores})"
+
     def _case_result(self, item: pytest.Item, recorder: EvalRecorder, report: pytest.TestReport) -> CaseResult:
         if recorder.error is not None or report.when == "setup":
             outcome = "error"
