@@ -122,7 +122,7 @@ def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_wit
         totals=_totals(suites, rows),
         prompt_changes=tuple(_prompt_changes(suites)),
         suites=tuple(_suite_view(i, suite, rows) for i, suite in enumerate(suites)),
-        cases_json=_script_json({"suites": [s["suite_id"] for s in suites], "cases": rows}),
+        cases_json=_script_json({"suites": [s["suite_id"] for s in suites], "cases": [_compact(row) for row in rows]}),
         case_count=len(rows),
         metrics=tuple(sorted({m for row in rows for m in row["scores"]})),
         review_count=sum(1 for row in rows if row["flags"]),
@@ -142,7 +142,7 @@ def case_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     Each row: ``suite`` (index), ``id``, ``hash``, ``status``, ``delta`` (the most
     negative score change against the baseline, None without one), ``scores``,
     ``baseline`` (scores), ``outputs`` (one per repeat), ``baseline_output``, ``inputs``,
-    ``expected``, ``reasons``, ``error``, ``repeats``, ``calls``, ``retries``,
+    ``same_output`` (the first output equals the baseline's), ``expected``, ``reasons``, ``error``, ``repeats``, ``calls``, ``retries``,
     ``latency_ms``, ``cost``, ``flags`` (reason, detail) and ``review`` (a human review).
     """
     rows = []
@@ -195,7 +195,9 @@ def _case_row(suite: int, case_id: str, entries: list[Mapping[str, Any]], review
         "scores": scores,
         "baseline": dict(baseline) if baseline else None,
         "outputs": [e.get("output") for e in entries],
-        "baseline_output": first.get("baseline_output"),
+        # an unchanged output is sent once (the page says it is the baseline's too)
+        "baseline_output": None if first.get("baseline_output") == first.get("output") else first.get("baseline_output"),
+        "same_output": first.get("baseline_output") is not None and first.get("baseline_output") == first.get("output"),
         "inputs": _clip(first.get("inputs")),
         "expected": _clip(first.get("expected")),
         "reasons": {m: r for e in entries for m, r in (e.get("reasons") or {}).items()},
@@ -214,6 +216,11 @@ def _clip(text: str | None) -> str | None:
     if text is None or len(text) <= _TEXT_CHARS:
         return text
     return text[:_TEXT_CHARS] + f"... [{len(text) - _TEXT_CHARS} more characters]"
+
+
+def _compact(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row without its empty fields (None, [], {}): the page's script reads them as absent."""
+    return {key: value for key, value in row.items() if value is not None and value != [] and value != {} and value is not False}
 
 
 def _script_json(data: Any) -> str:

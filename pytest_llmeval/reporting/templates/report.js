@@ -2,6 +2,12 @@
 (function () {
   var data = JSON.parse(document.getElementById("llm-eval-data").textContent);
   var rows = data.cases;
+  rows.forEach(function (r) {  // empty fields are left out of the data
+    r.flags = r.flags || []; r.reasons = r.reasons || {}; r.outputs = r.outputs || [];
+    ["delta", "baseline", "baseline_output", "inputs", "expected", "error", "latency_ms", "cost", "review"].forEach(function (k) {
+      if (r[k] === undefined) { r[k] = null; }
+    });
+  });
   var RANK = {regressed: 0, error: 1, failed: 2, review: 3, improved: 4, same: 5, "new": 6};
   var metrics = [];
   rows.forEach(function (r) { Object.keys(r.scores).forEach(function (m) { if (metrics.indexOf(m) < 0) { metrics.push(m); } }); });
@@ -105,7 +111,7 @@
     if (r.error) { block(td, "error", r.error); }
     r.outputs.forEach(function (out, k) {
       if (out === null) { return; }
-      var title = "output" + (r.outputs.length > 1 ? " (repeat " + k + ")" : "");
+      var title = "output" + (r.outputs.length > 1 ? " (repeat " + k + ")" : "") + (k === 0 && r.same_output ? " (the same as the baseline's)" : "");
       if (r.baseline_output !== null && r.baseline_output !== undefined && k === 0) {
         td.appendChild(el("h4", null, title + ": changes against the baseline's output"));
         td.appendChild(diff(r.baseline_output, out));
