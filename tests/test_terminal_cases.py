@@ -70,3 +70,25 @@ def test_a_case_below_its_case_minimum_fails_as_an_item(answers, pytester):
     result = answers("-rf", broken=2)
     result.assert_outcomes(failed=2, passed=38 + 1)
     result.stdout.fnmatch_lines(["FAILED test_eval.py::test_answers?c00? - Failed: contains 0 < case minimum 1"])
+
+
+def test_live_progress_line_when_asked_and_never_in_a_log_by_default(answers):
+    shown = answers("--llm-eval-progress=on", broken=4)
+    lines = [line.replace("\x1b[K", "").strip() for line in shown.stderr.lines]  # each rewrite starts with \r
+    assert "llm-eval test_eval.py::test_answers 1/40 · contains 0.000 · errors 0" in lines
+    assert "llm-eval test_eval.py::test_answers 40/40 · contains 0.900 · errors 0" in lines
+    shown.stdout.fnmatch_lines(["test_eval.py .*"])  # the eval cases print no dots of their own: only the gate's
+    assert "llm-eval test_eval.py" not in answers(broken=4).stderr.str()  # auto: stderr is not a terminal here
+
+
+def test_progress_auto_needs_a_terminal_outside_ci_and_not_verbose(monkeypatch):
+    from pytest_llmeval.glue.progress import progress_wanted
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    assert progress_wanted("auto", 0, Tty()) and not progress_wanted("auto", 1, Tty()) and not progress_wanted("auto", 0, None)
+    monkeypatch.setenv("CI", "true")
+    assert not progress_wanted("auto", 0, Tty()) and progress_wanted("on", 0, None) and not progress_wanted("off", 0, Tty())

@@ -34,6 +34,7 @@ from ..reporting.report import build_report, placeholder_report, run_block, writ
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
+from .progress import LiveProgress, progress_wanted
 
 __all__ = ["EvalSession"]
 
@@ -77,6 +78,8 @@ class EvalSession:
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
         self.reviews = ReviewFile(settings.review_file)
+        if not self.is_worker and progress_wanted(settings.progress, config.get_verbosity()):
+            config.pluginmanager.register(LiveProgress(), "llmeval-progress")
         if settings.html is not None:
             require_jinja2()  # before any model is paid for
 
@@ -348,6 +351,9 @@ class EvalSession:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
+        progress = config.pluginmanager.get_plugin("llmeval-progress")
+        if progress is not None:
+            config.pluginmanager.unregister(progress)
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 
