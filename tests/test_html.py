@@ -111,3 +111,16 @@ def test_without_jinja2_the_option_is_refused_before_the_run(pytester, write_jso
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*the HTML report needs Jinja2: pip install 'pytest-llmeval?html?'"])
     assert not (pytester.path / "r.html").exists()
+
+
+def test_pytest_html_report_gets_the_eval_summary_and_a_link(pytester, write_jsonl):
+    pytest.importorskip("pytest_html")
+    write_jsonl("data.jsonl", [{"id": k, "inputs": {"key": k, "note": ""}, "expected": "14 days"} for k in "abcd"])
+    pytester.makepyfile(test_eval=APP)
+    result = pytester.runpytest("--llm-eval", "--html=ci/pytest.html", "--llm-eval-html=ci/eval/r.html")
+    assert result.ret == 0
+    page = (pytester.path / "ci" / "pytest.html").read_text(encoding="utf-8")
+    summary = page[page.index('<div class="llm-eval-summary">'):]
+    assert '<a href="eval/r.html">eval/r.html</a>' in summary
+    assert "<td>contains</td><td>0.750</td>" in summary and "<strong>test_eval.py::test_refunds</strong>: pass" in summary
+    assert "1 flagged for review" in summary

@@ -80,6 +80,10 @@ class EvalSession:
         self.reviews = ReviewFile(settings.review_file)
         if not self.is_worker and progress_wanted(settings.progress, config.get_verbosity()):
             config.pluginmanager.register(LiveProgress(), "llmeval-progress")
+        if not self.is_worker and config.pluginmanager.hasplugin("html"):
+            from .html_plugin import PytestHtmlSummary
+
+            config.pluginmanager.register(PytestHtmlSummary(config, self._document, settings.html), "llmeval-pytest-html")
         if settings.html is not None:
             require_jinja2()  # before any model is paid for
 
@@ -317,17 +321,20 @@ class EvalSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.settings.html is None):
             return
-        if self.outcome is not None:
-            doc = build_report(self._run_block(), self.outcome)
-        else:
-            doc = build_report(self._run_block(), partial=self.run.results(), incomplete=self.incomplete,
-                               deferred=self.settings.shard is not None)
+        doc = self._document()
         if self.settings.report is not None:
             write_json(self.settings.report, doc)
         if self.settings.markdown is not None:
             write_atomic(self.settings.markdown, render_markdown(doc))
         if self.settings.html is not None:
             write_html(self.settings.html, doc)
+
+    def _document(self) -> dict[str, Any] | None:
+        """The report document of the run as it ended (None: no eval case ran)."""
+        if self.outcome is not None:
+            return build_report(self._run_block(), self.outcome)
+        return build_report(self._run_block(), partial=self.run.results(), incomplete=self.incomplete,
+                            deferred=self.settings.shard is not None)
 
     def _run_block(self) -> dict[str, Any]:
         versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
@@ -351,9 +358,10 @@ class EvalSession:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
-        progress = config.pluginmanager.get_plugin("llmeval-progress")
-        if progress is not None:
-            config.pluginmanager.unregister(progress)
+        for name in ("llmeval-progress", "llmeval-pytest-html"):
+            plugin = config.pluginmanager.get_plugin(name)
+            if plugin is not None:
+                config.pluginmanager.unregister(plugin)
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 

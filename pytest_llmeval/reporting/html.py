@@ -25,7 +25,8 @@ from ..errors import LLMEvalError
 from ..fileio import write_atomic
 from ..gate.verdicts import fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
 
-__all__ = ["INSTALL_HINT", "HtmlPage", "build_page", "case_rows", "render_html", "require_jinja2", "write_html"]
+__all__ = ["INSTALL_HINT", "HtmlPage", "build_page", "case_rows", "histogram", "render_html", "render_template", "require_jinja2",
+           "write_html"]
 
 INSTALL_HINT = "the HTML report needs Jinja2: pip install 'pytest-llmeval[html]'"
 _TEXT_CHARS = 4000  # inputs/expected shown per case (outputs are already cut by the report)
@@ -390,8 +391,8 @@ def require_jinja2() -> None:
         raise LLMEvalError(INSTALL_HINT) from None
 
 
-def render_html(page: HtmlPage) -> str:
-    """The page as one HTML document (Jinja2, autoescaped)."""
+def render_template(name: str, **context: Any) -> str:
+    """A template of ``templates/`` rendered with Jinja2 (autoescaped)."""
     require_jinja2()
     import jinja2
 
@@ -402,9 +403,14 @@ def render_html(page: HtmlPage) -> str:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    return env.get_template(name).render(**context)
+
+
+def render_html(page: HtmlPage) -> str:
+    """The page as one HTML document, its style and script inline."""
     folder = resources.files("pytest_llmeval.reporting").joinpath("templates")
     assets = {name: folder.joinpath(name).read_text(encoding="utf-8") for name in ("report.css", "report.js")}
-    return env.get_template("report.html.j2").render(page=page, css=assets["report.css"], script=assets["report.js"])
+    return render_template("report.html.j2", page=page, css=assets["report.css"], script=assets["report.js"])
 
 
 def write_html(path: Path, doc: Mapping[str, Any], **kwargs: Any) -> None:
