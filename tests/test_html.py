@@ -72,7 +72,7 @@ def test_the_page_is_self_contained_and_escapes_every_text(pytester, report):
     html = (pytester.path / "r.html").read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing to fetch when viewed
     assert "<script>alert" not in html and "<i>x</i>" not in html
-    data = re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.S).group(1)
+    data = re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.DOTALL).group(1)
     rows = json.loads(data)["cases"]
     assert next(r for r in rows if r["id"] == "b")["outputs"] == ["</script><script>alert('x')</script> 14 days"]
     assert html.count("<svg") == len(build_page(report).suites[0].charts)

@@ -18,16 +18,27 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import LLMEvalError
 from ..models import CaseResult
 
-__all__ = ["cut_text", "JUDGE_MARGIN", "OUTPUT_SIMILARITY", "REASONS", "HumanReview", "ReviewError", "ReviewFile", "ReviewFlag",
-           "flag_cases", "output_similarity"]
+__all__ = [
+    "JUDGE_MARGIN",
+    "OUTPUT_SIMILARITY",
+    "REASONS",
+    "HumanReview",
+    "ReviewError",
+    "ReviewFile",
+    "ReviewFlag",
+    "cut_text",
+    "flag_cases",
+    "output_similarity",
+]
 
 REASONS = ("flaky", "judge_borderline", "judge_retry", "output_changed", "scorer_disagreement", "manual")
 JUDGE_MARGIN = 0.1  # a judge score within this of its threshold is borderline (judge steps are 0.25 apart)

@@ -7,8 +7,9 @@ after a complete run.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import BaselineError
 from ..gate.baseline import Baseline, BaselineCase, BaselineStore

@@ -10,8 +10,9 @@ the gate ran. pytest-html depends on Jinja2, so the table is a template too.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -10,8 +10,9 @@ run it judges the suites and sends one synthetic test report per gate.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -73,7 +74,7 @@ class EvalSession:
         self.run = EvalRun()
         self.outcome: RunOutcome | None = None
         self.incomplete: str | None = None
-        self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        self.started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)

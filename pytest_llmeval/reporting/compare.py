@@ -11,8 +11,9 @@ and HTML render from it). No pytest here.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.run import EvalRun, RunOutcome
 from ..gate.baseline import BaselineStore
@@ -53,7 +54,6 @@ def compare_reports(base: tuple[str, Mapping[str, Any]], head: tuple[str, Mappin
         _runs(base[1]).finish(store, policy, update=True, baseline_output_chars=None)
         outcome = _runs(head[1]).finish(store, policy)
     run = {**head[1]["run"], "compared_with": {"base": base[0], "head": head[0], "base_git": base[1]["run"].get("git") or {}}}
-    run.pop("incomplete_reason", None)
     return build_report(run, outcome), outcome
 
 

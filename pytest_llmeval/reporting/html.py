@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import LLMEvalError
 from ..fileio import write_atomic
@@ -102,7 +103,6 @@ class HtmlPage:
     metrics: tuple[str, ...]
     review_count: int
     compared_with: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_with: str | None = None) -> HtmlPage:

@@ -7,7 +7,8 @@ no HTML.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..gate.verdicts import fmt, fmt_money, fmt_p, fmt_signed
 

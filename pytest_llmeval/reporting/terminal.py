@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..core.run import RunOutcome, SuiteOutcome
 from ..gate.verdicts import MetricVerdict, fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
