@@ -93,6 +93,16 @@ def test_llm_eval_html_renders_a_report_file(pytester, report, capsys):
     assert "not a valid pytest-llmeval report" in capsys.readouterr().err
 
 
+def test_the_page_under_xdist_has_every_case_and_flag(pytester, write_jsonl):
+    write_jsonl("data.jsonl", [{"id": k, "inputs": {"key": k, "note": ""}, "expected": "14 days"} for k in "abcd"])
+    pytester.makepyfile(test_eval=APP)
+    pytester.runpytest("--llm-eval", "-n", "2", "--llm-eval-html=r.html")
+    html = (pytester.path / "r.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.S).group(1))
+    assert sorted(r["id"] for r in data["cases"]) == ["a", "b", "c", "d"]
+    assert next(r for r in data["cases"] if r["id"] == "d")["flags"] == [{"reason": "manual", "detail": "check the wording"}]
+
+
 def test_an_interrupted_run_leaves_an_html_page_that_says_so(pytester, write_jsonl):
     write_jsonl("data.jsonl", [{"id": k, "inputs": {"key": k}, "expected": "14 days"} for k in "abcde"])
     pytester.makepyfile(test_eval=APP, test_broken="def test_first(): assert False")

@@ -152,12 +152,13 @@ def test_flag_for_review_and_a_review_file_show_in_summary_and_report(refunds):
     assert review["a"]["human"]["applies"] is False and review["a"]["flags"] == []
 
 
-def test_with_override_a_reviewer_verdict_decides_the_case(refunds):
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_with_override_a_reviewer_verdict_decides_the_case(refunds, xdist):
     refunds.runpytest("--llm-eval", "--llm-eval-report=r.json")
     suite_id = "test_eval.py::test_refunds"
     write_reviews(refunds, {"suite": suite_id, "case": "b", "hash": case_hash(refunds, "b"), "verdict": "pass", "note": "fine"},
                   {"suite": suite_id, "case": "a", "hash": case_hash(refunds, "a"), "verdict": "fail", "note": "too curt"})
-    result = refunds.runpytest("--llm-eval", "--llm-eval-review-override", "-rf")
+    result = refunds.runpytest("--llm-eval", "--llm-eval-review-override", "-rf", *xdist)
     result.assert_outcomes(failed=1, passed=3)
     result.stdout.fnmatch_lines(["a reviewer marked this case fail (reviews.jsonl:2): too curt", "*reviewed by a person: 2 case(s) (fail 1, pass 1)",
                                  "FAILED test_eval.py::test_refunds?a? - *"])

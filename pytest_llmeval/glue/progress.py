@@ -1,5 +1,9 @@
-"""The live progress line: per suite, cases done of total, running mean per metric,
-errors and spend so far, rewritten in place on a terminal while the cases run.
+"""What pytest prints per eval case while the cases run.
+
+:class:`ScoreWords`: with ``-v``, a passed case's line carries its scores.
+
+:class:`LiveProgress`: per suite, cases done of total, running mean per metric, errors
+and spend so far, rewritten in place on a terminal while the cases run.
 
 Registered on the controller (or the serial process) only when ``--llm-eval-progress``
 is ``on``, or ``auto`` (the default) and stderr is a terminal outside CI (no ``CI``
@@ -19,7 +23,7 @@ import pytest
 
 from ..models import Case
 
-__all__ = ["LiveProgress", "progress_wanted"]
+__all__ = ["LiveProgress", "ScoreWords", "progress_wanted"]
 
 
 def progress_wanted(mode: str, verbosity: int, stream: TextIO | None = None) -> bool:
@@ -28,6 +32,31 @@ def progress_wanted(mode: str, verbosity: int, stream: TextIO | None = None) -> 
         return mode == "on"
     stream = stream if stream is not None else sys.stderr
     return verbosity <= 0 and not os.environ.get("CI") and bool(getattr(stream, "isatty", lambda: False)())
+
+
+class ScoreWords:
+    """``PASSED (contains=0.000)`` on a passed eval case's ``-v`` line (controller or serial
+    process). Only on that line: pytest's short summary (``-rA``) keeps its plain word."""
+
+    def __init__(self) -> None:
+        self._reporting: pytest.TestReport | None = None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Any:
+        self._reporting = report  # the terminal reporter asks for this report's word now
+        try:
+            return (yield)
+        finally:
+            self._reporting = None
+
+    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
+        data = getattr(report, "llm_eval", None)
+        if report is not self._reporting or data is None or not report.passed or report.when != "call" or not data["scores"]:
+            return None
+        if hasattr(report, "wasxfail"):
+            return None
+        scores = " ".join(f"{metric}={value:.3f}" for metric, value in sorted(data["scores"].items()))
+        return "passed", ".", f"PASSED ({scores})"
 
 
 @dataclass

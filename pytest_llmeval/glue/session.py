@@ -35,7 +35,7 @@ from ..reporting.report import build_report, placeholder_report, run_block, writ
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
-from .progress import LiveProgress, progress_wanted
+from .progress import LiveProgress, ScoreWords, progress_wanted
 
 __all__ = ["EvalSession"]
 
@@ -79,8 +79,10 @@ class EvalSession:
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
         self.reviews = ReviewFile(settings.review_file)
-        if not self.is_worker and progress_wanted(settings.progress, config.get_verbosity()):
-            config.pluginmanager.register(LiveProgress(), "llmeval-progress")
+        if not self.is_worker:
+            config.pluginmanager.register(ScoreWords(), "llmeval-score-words")
+            if progress_wanted(settings.progress, config.get_verbosity()):
+                config.pluginmanager.register(LiveProgress(), "llmeval-progress")
         if not self.is_worker and config.pluginmanager.hasplugin("html"):
             from .html_plugin import PytestHtmlSummary
 
@@ -227,15 +229,6 @@ class EvalSession:
             report.user_properties.extend(properties)
         return report
 
-    def pytest_report_teststatus(self, report: pytest.TestReport, config: pytest.Config) -> Any:
-        """A passed eval case's scores after its word (``-v``): ``PASSED (contains=0.000)``.
-        A failed case keeps pytest's word: its failure message names the scores it broke."""
-        data = getattr(report, "llm_eval", None)
-        if data is None or not report.passed or report.when != "call" or hasattr(report, "wasxfail") or not data["scores"]:
-            return None
-        scores = " ".join(f"{metric}={value:.3f}" for metric, value in sorted(data["scores"].items()))
-        return "passed", ".", f"PASSED ({scores})"
-
     def _case_result(self, item: pytest.Item, recorder: EvalRecorder, report: pytest.TestReport) -> CaseResult:
         if recorder.error is not None or report.when == "setup":
             outcome = "error"
@@ -359,7 +352,7 @@ class EvalSession:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
-        for name in ("llmeval-progress", "llmeval-pytest-html"):
+        for name in ("llmeval-score-words", "llmeval-progress", "llmeval-pytest-html"):
             plugin = config.pluginmanager.get_plugin(name)
             if plugin is not None:
                 config.pluginmanager.unregister(plugin)
