@@ -319,6 +319,20 @@ def _gate_regression(runs: Runs) -> str:
     return grep(runs.run(folder, "--llm-eval"), r"^contains regressed", r"^contains vs baseline")
 
 
+@recipe("report-worst-cases")
+def _report_worst_cases(runs: Runs) -> str:
+    folder = binary_suite(runs, "worst", 40, 40, 32)
+    bless(runs, folder)
+    return section(runs.run(folder, "--llm-eval"), r"^  worst cases for contains", r"^  review:")
+
+
+@recipe("report-v-scores")
+def _report_v_scores(runs: Runs) -> str:
+    folder = binary_suite(runs, "worst", 40, 40, 32)
+    bless(runs, folder)
+    return grep(runs.run(folder, "--llm-eval", "-v"), r"test_support\[q03[12]\] PASSED")
+
+
 @recipe("gate-holm")
 def _gate_holm(runs: Runs) -> str:
     def break_refunds(folder: Path) -> None:
