@@ -65,9 +65,12 @@ def test_output_similarity_compares_cut_texts_over_what_both_kept():
     assert output_similarity("a b c d", "a b c d") == 1.0 and output_similarity("a b", "c d") == 0.0
 
 
-def test_scorers_that_disagree_are_flagged():
-    results = [result("split", {"contains": 1.0, "judge:correctness": 0.25}), result("agree", {"contains": 1.0, "judge:correctness": 1.0}),
-               result("no-line", {"contains": 1.0, "rouge_l": 0.1})]
+def test_a_judge_and_a_check_that_disagree_are_flagged():
+    why = {"judge:correctness": "misses the point"}
+    results = [result("split", {"contains": 1.0, "judge:correctness": 0.25}, reasons=why),
+               result("agree", {"contains": 1.0, "judge:correctness": 1.0}, reasons=why),
+               result("no-line", {"contains": 1.0, "rouge_l": 0.1}),
+               result("two-checks", {"contains": 0.0, "non_empty": 1.0})]  # a wrong answer, not a question
     flags = flag_cases(results, {"judge:correctness": 0.7}, {}, {})
     assert reasons_of(flags) == {"split": ["scorer_disagreement"]}
     assert flags["split"][0].detail == "passes on contains 1.00 but fails on judge:correctness 0.25"

@@ -7,7 +7,8 @@ Two halves, no pytest:
   to the threshold that decides the case), ``judge_retry`` or ``manual`` (a scorer or the
   test body asked, e.g. ``llm_eval.flag_for_review("why")``; they travel on the case
   result as notes), ``output_changed`` (the output differs a lot from the baseline's)
-  and ``scorer_disagreement`` (one metric passes the case, another fails it).
+  and ``scorer_disagreement`` (an LLM judge passes the case and a check fails it, or
+  the reverse).
 * :class:`ReviewFile` reads the reviewers' decisions, committed in the repository as
   JSON lines (``suite``, ``case``, ``hash``, ``verdict`` ``pass``/``fail``, ``note``,
   optional ``reviewer`` and ``at``). A decision applies while the case's content hash
@@ -171,21 +172,28 @@ def _output_changed(run: CaseResult, before: str | None) -> list[ReviewFlag]:
 
 
 def _disagreement(runs: list[CaseResult], thresholds: Mapping[str, float], case_thresholds: Mapping[str, float]) -> list[ReviewFlag]:
-    """Metrics that decide pass/fail for a case (a threshold, or binary scores) and disagree."""
+    """A judge (a metric with a reason) and a check that is not one disagree on whether the
+    case passes; metrics count when they have a threshold or binary scores. Two plain checks
+    disagreeing (non_empty 1, contains 0) is a wrong answer, not a question for a person."""
     values: dict[str, list[float]] = {}
     for run in runs:
         for metric, value in run.scores.items():
             values.setdefault(metric, []).append(value)
-    passes, fails = [], []
+    judged = {m for run in runs for m in run.reasons}
+    verdicts: dict[str, tuple[bool, str]] = {}
     for metric, vs in sorted(values.items()):
         line = case_thresholds.get(metric, thresholds.get(metric))
         if line is None and not all(v in (0.0, 1.0) for v in vs):
             continue
         mean = sum(vs) / len(vs)
-        (passes if mean >= (DEFAULT_PASS_MARK if line is None else line) else fails).append(f"{metric} {mean:.2f}")
-    if passes and fails:
-        return [ReviewFlag("scorer_disagreement", f"passes on {', '.join(passes)} but fails on {', '.join(fails)}")]
-    return []
+        verdicts[metric] = (mean >= (DEFAULT_PASS_MARK if line is None else line), f"{metric} {mean:.2f}")
+    judges = {verdicts[m][0] for m in verdicts if m in judged}
+    checks = {verdicts[m][0] for m in verdicts if m not in judged}
+    if len(judges | checks) < 2 or not judges or not checks:
+        return []
+    passes = [text for ok, text in verdicts.values() if ok]
+    fails = [text for ok, text in verdicts.values() if not ok]
+    return [ReviewFlag("scorer_disagreement", f"passes on {', '.join(passes)} but fails on {', '.join(fails)}")]
 
 
 class ReviewFile:
