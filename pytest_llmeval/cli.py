@@ -5,14 +5,19 @@
   invalid, incomplete or incompatible).
 - ``llm-eval prompts``: list prompt versions with when they were first seen and their
   blessed results. Exit 0, or 2 on an unreadable prompt or log.
+- ``llm-eval html``: render a JSON report as a self-contained HTML page. Exit 0, or 2 on
+  an unusable report (or no Jinja2).
+- ``llm-eval compare A B``: judge report B against report A with the gate's statistics.
+  Exit codes: 0 B passes (no significant drop beyond the allowed one, thresholds met),
+  1 it fails, 2 unusable input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .errors import LLMEvalError
 
@@ -26,8 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("reports", nargs="+", type=Path, help="JSON reports written by pytest --llm-eval-report")
     merge.add_argument("-o", "--output", type=Path, required=True, help="where to write the merged report")
     merge.add_argument("--markdown", type=Path, help="also write a Markdown summary here")
+    merge.add_argument("--html", type=Path, help="also write an HTML report here")
     merge.add_argument("--baseline-dir", type=Path, default=Path(".llm-eval"), help="the baseline folder (default .llm-eval)")
     merge.add_argument("--rootdir", type=Path, default=Path("."), help="the pytest rootdir the baseline folder is relative to")
+    html = commands.add_parser("html", help="render a JSON report as a self-contained HTML page")
+    html.add_argument("report", type=Path, help="a JSON report (pytest --llm-eval-report, llm-eval merge or compare)")
+    html.add_argument("-o", "--output", type=Path, required=True, help="where to write the HTML page")
+    compare = commands.add_parser("compare", help="judge report B against report A with the gate's statistics")
+    compare.add_argument("base", type=Path, help="report A: the reference (stands in for the baseline)")
+    compare.add_argument("head", type=Path, help="report B: the run judged against A")
+    compare.add_argument("-o", "--output", type=Path, help="write the comparison as a JSON report here")
+    compare.add_argument("--markdown", type=Path, help="write a Markdown summary here")
+    compare.add_argument("--html", type=Path, help="write an HTML report here")
+    compare.add_argument("-v", "--verbose", action="store_true", help="list every case behind a failing metric and every flag")
     prompts = commands.add_parser("prompts", help="list prompt versions and their blessed eval results")
     prompts.add_argument("--dir", type=Path, default=Path("prompts"), help="the prompt folder (default prompts)")
     prompts.add_argument("--log", type=Path, default=Path(".llm-eval/prompt-log.jsonl"), help="the prompt log")
@@ -40,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(args)
     if args.command == "prompts":
         return _prompts(args)
+    if args.command == "html":
+        return _html(args)
+    if args.command == "compare":
+        return _compare(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -65,6 +85,8 @@ def _merge(args: argparse.Namespace) -> int:
     write_json(args.output, doc)
     if args.markdown is not None:
         write_atomic(args.markdown, render_markdown(doc))
+    if args.html is not None and _write_html("merge", args.html, doc) != 0:
+        return 2
     cases = sum(len(suite["cases"]) for suite in doc["suites"])
     print(f"merged {len(reports)} report(s): {len(doc['suites'])} suite(s), {cases} case result(s); verdict {doc['verdict']}")
     for suite in doc["suites"]:
@@ -74,6 +96,56 @@ def _merge(args: argparse.Namespace) -> int:
         failures += [f"case {case_id} failed" for case_id in suite["failed_cases"]]
         for failure in failures:
             print(f"  {suite['suite_id']}: {failure}")
+    return 0 if doc["verdict"] == "pass" else 1
+
+
+def _write_html(command: str, path: Path, doc: dict, **kwargs: object) -> int:
+    from .reporting.html import write_html
+
+    try:
+        write_html(path, doc, **kwargs)  # type: ignore[arg-type]
+    except LLMEvalError as exc:
+        print(f"llm-eval {command}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _html(args: argparse.Namespace) -> int:
+    from .reporting.report import load_report
+
+    try:
+        doc = load_report(args.report)
+    except LLMEvalError as exc:
+        print(f"llm-eval html: {exc}", file=sys.stderr)
+        return 2
+    if _write_html("html", args.output, doc) != 0:
+        return 2
+    print(f"wrote {args.output} ({sum(len(s['cases']) for s in doc['suites'])} case result(s), verdict {doc['verdict']})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .fileio import write_atomic
+    from .reporting.compare import compare_reports
+    from .reporting.markdown import render_markdown
+    from .reporting.report import load_report, write_json
+    from .reporting.terminal import summary_lines
+
+    try:
+        base, head = (str(args.base), load_report(args.base)), (str(args.head), load_report(args.head))
+        doc, outcome = compare_reports(base, head)
+    except LLMEvalError as exc:
+        print(f"llm-eval compare: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.head} judged against {args.base}: {doc['verdict'].upper()}")
+    for line in summary_lines(outcome, verbose=args.verbose):
+        print(line)
+    if args.output is not None:
+        write_json(args.output, doc)
+    if args.markdown is not None:
+        write_atomic(args.markdown, render_markdown(doc))
+    if args.html is not None and _write_html("compare", args.html, doc, compared_with=str(args.base)) != 0:
+        return 2
     return 0 if doc["verdict"] == "pass" else 1
 
 

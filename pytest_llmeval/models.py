@@ -118,6 +118,7 @@ class SuiteSpec:
     metrics: tuple[str, ...] = ()  # what the marker's scorers produce
     default_thresholds: Mapping[str, float] = field(default_factory=dict)  # ini: for metrics the suite has
     variants: VariantSpec | None = None
+    case_thresholds: Mapping[str, float] = field(default_factory=dict)  # the marker's per-case minimums
 
     def thresholds_for(self, present: set[str]) -> dict[str, float]:
         """Thresholds in force: the ini's for metrics present in the suite, then the marker's."""
@@ -136,6 +137,7 @@ class SuiteSpec:
             "max_drop": dict(self.max_drop),
             "budgets": dict(self.budgets),
             "variants": self.variants.to_dict() if self.variants is not None else None,
+            "case_thresholds": dict(self.case_thresholds),
         }
 
     @classmethod
@@ -152,6 +154,7 @@ class SuiteSpec:
             metrics=tuple(data["metrics"]),
             default_thresholds={k: float(v) for k, v in data["default_thresholds"].items()},
             variants=VariantSpec.from_dict(data["variants"]) if data.get("variants") else None,
+            case_thresholds={k: float(v) for k, v in (data.get("case_thresholds") or {}).items()},
         )
 
 
@@ -183,6 +186,9 @@ class CaseResult:
     prompts: Mapping[str, str] = field(default_factory=dict)  # prompt name -> version rendered
     reasons: Mapping[str, str] = field(default_factory=dict)  # metric -> why (LLM judges)
     variant: str | None = None  # the A/B variant the case ran under (None: the suite has none)
+    review_notes: tuple[str, ...] = ()  # "reason: detail" asked for while the case ran (see core.review)
+    inputs: str | None = None  # the row's inputs as JSON text, truncated like the output
+    expected: str | None = None  # the row's expected value as text, truncated like the output
 
     def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
         data = self.case_dict()
@@ -207,6 +213,9 @@ class CaseResult:
             "prompts": dict(self.prompts),
             "reasons": dict(self.reasons),
             "variant": self.variant,
+            "review_notes": list(self.review_notes),
+            "inputs": self.inputs,
+            "expected": self.expected,
         }
 
     @classmethod
@@ -227,4 +236,7 @@ class CaseResult:
             prompts=dict(data.get("prompts") or {}),
             reasons=dict(data.get("reasons") or {}),
             variant=data.get("variant"),
+            review_notes=tuple(data.get("review_notes") or ()),
+            inputs=data.get("inputs"),
+            expected=data.get("expected"),
         )

@@ -199,7 +199,9 @@ def _baseline_ok(doc: Any) -> bool:
     if type(cases) is not dict:
         return False
     for entry in cases.values():
-        if type(entry) is not dict or not {"hash", "scores"} <= entry.keys() or not entry.keys() <= {"hash", "scores", "usage"}:
+        if type(entry) is not dict or not {"hash", "scores"} <= entry.keys() or not entry.keys() <= {"hash", "scores", "usage", "output"}:
+            return False
+        if type(entry.get("output", "")) is not str:
             return False
         scores, usage = entry["scores"], entry.get("usage", {})
         if type(entry["hash"]) is not str or not entry["hash"] or type(scores) is not dict or type(usage) is not dict:

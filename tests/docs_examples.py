@@ -342,6 +342,19 @@ def _gate_auto_rounds(runs: Runs) -> str:
     bless(runs, folder)
     return grep(runs.run(folder, "--llm-eval"), r"::test_support  dataset", r"^  contains ", r"^  note: repeats auto:")
 
+@recipe("report-worst-cases")
+def _report_worst_cases(runs: Runs) -> str:
+    folder = binary_suite(runs, "worst", 40, 40, 32)
+    bless(runs, folder)
+    return section(runs.run(folder, "--llm-eval"), r"^  worst cases for contains", r"^  review:")
+
+
+@recipe("report-v-scores")
+def _report_v_scores(runs: Runs) -> str:
+    folder = binary_suite(runs, "worst", 40, 40, 32)
+    bless(runs, folder)
+    return grep(runs.run(folder, "--llm-eval", "-v"), r"test_support\[q03[12]\] PASSED")
+
 
 @recipe("gate-holm")
 def _gate_holm(runs: Runs) -> str:

@@ -7,6 +7,7 @@ output in the background, and the item re-raises any failure with
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
 from ..errors import CacheMissError, ProviderError, ScorerError
@@ -14,6 +15,7 @@ from ..models import Case
 from ..providers.accounting import Ledger
 from ..scorers import BoundScorer
 from .variants import Variant
+from .review import cut_text
 
 __all__ = ["AppError", "EvalRecorder"]
 
@@ -44,6 +46,7 @@ class EvalRecorder:
         self.error_kind: str | None = None
         self.latency_ms: float | None = None
         self.ledger = Ledger(label=f"case {case.id!r}")
+        self.review_notes: list[str] = []  # "reason: detail" (see pytest_llmeval.core.review)
         self.prompts: dict[str, str] = {}  # filled by pytest_llmeval.prompts while the case runs
         self._output: Any = _UNSET
         self._failure: BaseException | None = None
@@ -64,6 +67,8 @@ class EvalRecorder:
                 new[scorer.metric] = score.value
                 if score.reason:
                     self.reasons[scorer.metric] = score.reason
+                if score.review:
+                    self.review_notes.append(score.review)
             except ScorerError as exc:
                 self.error = f"case {self.case.id!r}: {exc}"
                 self.error_kind = "scorer"
@@ -71,12 +76,30 @@ class EvalRecorder:
         self.scores.update(new)
         return new
 
+    def flag_for_review(self, why: str) -> None:
+        """Ask a person to look at this case (shown in the summary, report, Markdown and
+        HTML with reason ``manual``); it does not change the case's outcome."""
+        if not isinstance(why, str) or not why.strip():
+            raise ValueError("llm_eval.flag_for_review(why): why must be a non-empty string")
+        self.review_notes.append(f"manual: {why.strip()}")
+
+    def row_text(self, limit: int) -> tuple[str | None, str | None]:
+        """The case's inputs (as JSON) and expected value as text for the report, cut at
+        ``limit`` characters; (None, None) when ``limit`` is 0."""
+        if limit == 0:
+            return None, None
+        inputs = json.dumps(dict(self.case.inputs), ensure_ascii=False, sort_keys=True, default=str)
+        expected = self.case.expected
+        if expected is not None and not isinstance(expected, str):
+            expected = json.dumps(expected, ensure_ascii=False, sort_keys=True, default=str)
+        return cut_text(inputs, limit), None if expected is None else cut_text(expected, limit)
+
     def output_text(self, limit: int) -> str | None:
         """The output as text for the report, cut at ``limit`` characters (None if unset or 0)."""
         if self._output is _UNSET or limit == 0:
             return None
         text = self._output if isinstance(self._output, str) else repr(self._output)
-        return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
+        return cut_text(text, limit)
 
     def record(self, name: str, value: float) -> None:
         """Record a named number for this case (aggregated and gated like a score)."""

@@ -19,6 +19,7 @@ from ..gate.comparison import CaseFigures, ComparisonPolicy, PairComparison, Rou
 from ..gate.verdicts import GatePolicy, MetricVerdict, judge_suite
 from ..models import CaseResult, SuiteSpec, VariantSpec
 from ..providers.accounting import SuiteUsage, summarize_suite
+from .review import HumanReview, ReviewFile, ReviewFlag, cut_text, flag_cases
 
 __all__ = ["EvalRun", "RunOutcome", "SuiteOutcome", "VariantGroup", "prompt_versions"]
 
@@ -55,6 +56,8 @@ class SuiteOutcome:
     compared_with_baseline: bool = True  # False: a variant the baseline gate does not apply to
     comparison: PairComparison | None = None  # this variant versus the control
     summary: VariantSummary | None = None
+    review: dict[str, list[ReviewFlag]] = field(default_factory=dict)  # case id -> why a person should look
+    human_reviews: dict[str, HumanReview] = field(default_factory=dict)  # case id -> a reviewer's decision
 
     @property
     def n_cases(self) -> int:
@@ -151,17 +154,22 @@ class EvalRun:
         plugin_version: str = "",
         provenance: Callable[[], Mapping[str, Any]] = dict,
         sequential: Mapping[str, tuple[float, str]] | None = None,
+        baseline_output_chars: int | None = 0,
+        reviews: ReviewFile | None = None,
     ) -> RunOutcome:
-        """Judge every suite; in update mode also write the baselines. ``sequential`` maps
-        the suite id of a ``repeats="auto"`` suite to (nominal alpha of its last look, the
-        note saying how many rounds ran and why they stopped)."""
-        outcome = self.judge(store, policy, update=update, sequential=sequential)
+        """Judge every suite and flag the cases a person should look at; in update mode also
+        write the baselines, keeping each case's output cut at ``baseline_output_chars``
+        characters (0: no outputs, None: whole). ``sequential`` maps the suite id of a
+        ``repeats="auto"`` suite to (nominal alpha of its last look, the note saying how many
+        rounds ran and why they stopped); ``reviews``: reviewers' decisions to show."""
+        outcome = self.judge(store, policy, update=update, sequential=sequential, reviews=reviews)
         if update:
-            self.write_baselines(outcome, store, plugin_version=plugin_version, provenance=provenance)
+            self.write_baselines(outcome, store, plugin_version=plugin_version, provenance=provenance,
+                                 baseline_output_chars=baseline_output_chars)
         return outcome
 
     def judge(self, store: BaselineStore, policy: GatePolicy, *, update: bool = False,
-              sequential: Mapping[str, tuple[float, str]] | None = None) -> RunOutcome:
+              sequential: Mapping[str, tuple[float, str]] | None = None, reviews: ReviewFile | None = None) -> RunOutcome:
         """Judge every suite (each variant of a suite with variants) against its stored
         baseline and compare the variants; writes nothing (``sequential``: as for
         :meth:`finish`)."""
@@ -183,6 +191,8 @@ class EvalRun:
                 outcome.baseline_path = store.display(suite_id)
                 outcome.compared_with_baseline = variants is None or name == variants.baseline_variant
                 _judge(outcome, store if outcome.compared_with_baseline else None, suite_policy, update)
+                if reviews is not None:
+                    outcome.human_reviews = {c: r for c in outcome.content_hashes if (r := reviews.get(suite_id, c)) is not None}
                 judged.append(outcome)
             if variants is not None:
                 groups.append(_compare(suite_id, variants, judged, suite_policy.alpha))
@@ -191,7 +201,7 @@ class EvalRun:
 
     @staticmethod
     def write_baselines(outcome: RunOutcome, store: BaselineStore, *, plugin_version: str = "",
-                        provenance: Callable[[], Mapping[str, Any]] = dict) -> None:
+                        provenance: Callable[[], Mapping[str, Any]] = dict, baseline_output_chars: int | None = 0) -> None:
         """Write the judged suites' baselines, holding the folder's lock: each suite's
         update is merged into the file as it is on disk now (another run may have written
         it since the gate read it), so concurrent partial updates lose no case."""
@@ -199,7 +209,7 @@ class EvalRun:
             for suite in outcome.suites:
                 if suite.baseline_error is None and suite.compared_with_baseline:
                     suite.baseline_written = store.update(
-                        suite.spec.suite_id, lambda current, suite=suite: _updated_baseline(suite, current, plugin_version, provenance))
+                        suite.spec.suite_id, lambda current, suite=suite: _updated_baseline(suite, current, plugin_version, provenance, baseline_output_chars))
 
 
 def _collate(results: list[CaseResult]) -> SuiteOutcome:
@@ -299,7 +309,11 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore | None, policy: GatePolic
         if not update:
             baseline_scores = paired
     present = {m for scores in outcome.case_means.values() for m in scores} | set(spec.metrics)
-    outcome.verdicts = judge_suite(outcome.case_means, spec.thresholds_for(present), spec.max_drop, policy, baseline_scores, spec.metrics)
+    thresholds = spec.thresholds_for(present)
+    outcome.verdicts = judge_suite(outcome.case_means, thresholds, spec.max_drop, policy, baseline_scores, spec.metrics)
+    outputs = {c: case.output for c, case in (baseline.cases.items() if baseline is not None else ())
+               if case.output is not None and c not in outcome.changed_cases}
+    outcome.review = flag_cases(outcome.results, thresholds, spec.case_thresholds, outputs)
     if outcome.usage is not None:
         paired_tokens = None
         if baseline is not None and not update:
@@ -315,11 +329,16 @@ def _judge(outcome: SuiteOutcome, store: BaselineStore | None, policy: GatePolic
 
 
 def _updated_baseline(outcome: SuiteOutcome, current: Baseline | None, plugin_version: str,
-                      provenance: Callable[[], Mapping[str, Any]]) -> Baseline:
+                      provenance: Callable[[], Mapping[str, Any]], output_chars: int | None) -> Baseline:
     spec = outcome.spec
     hashes = outcome.content_hashes
+    outputs: dict[str, str] = {}
+    if output_chars != 0:
+        for result in outcome.results:  # sorted by case and repeat: the first repeat's output
+            if result.output is not None and result.case_id not in outputs:
+                outputs[result.case_id] = cut_text(result.output, output_chars)
     updates = {
-        case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id], outcome.case_tokens.get(case_id))
+        case_id: BaselineCase.of(hashes[case_id], outcome.repeats[case_id], outcome.case_tokens.get(case_id), outputs.get(case_id))
         for case_id in outcome.case_means
     }
     old = current or Baseline(spec.suite_id, spec.dataset, spec.fingerprint, {})

@@ -148,6 +148,7 @@ def plan_suite(
         budgets=budgets,
         metrics=tuple(s.metric for s in scorers),
         variants=variant_spec,
+        case_thresholds=case_thresholds,
     )
     return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider), auto_repeats=auto,
                      variants=variants)

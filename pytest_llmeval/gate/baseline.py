@@ -61,14 +61,17 @@ class BaselineCase:
     content_hash: str
     scores: Mapping[str, tuple[float, ...]]
     usage: Mapping[str, float] = field(default_factory=dict)  # mean app input/output tokens
+    output: str | None = None  # the first repeat's output, cut at ini llm_eval_baseline_output_chars
 
     @classmethod
-    def of(cls, content_hash: str, scores: Mapping[str, Any], usage: Mapping[str, Any] | None = None) -> BaselineCase:
+    def of(cls, content_hash: str, scores: Mapping[str, Any], usage: Mapping[str, Any] | None = None,
+           output: str | None = None) -> BaselineCase:
         """Build with values rounded as stored, so a reloaded case compares equal."""
         return cls(
             content_hash,
             {m: tuple(map(quantise, values)) for m, values in scores.items()},
             {k: quantise(v) for k, v in (usage or {}).items()},
+            output,
         )
 
     def means(self) -> dict[str, float]:
@@ -130,6 +133,8 @@ class Baseline:
             entry: dict[str, Any] = {"hash": case.content_hash, "scores": {m: list(case.scores[m]) for m in sorted(case.scores)}}
             if case.usage:
                 entry["usage"] = dict(case.usage)
+            if case.output is not None:
+                entry["output"] = case.output
             rows.append(f"    {json.dumps(case_id, ensure_ascii=False)}: {json.dumps(entry, sort_keys=True, ensure_ascii=False)}")
         if rows:
             lines.append(",\n".join(rows))
@@ -216,7 +221,8 @@ def _parse(data: dict[str, Any]) -> Baseline:
         suite_id=data["suite"],
         dataset=data["dataset"],
         fingerprint=data["fingerprint"],
-        cases={case_id: BaselineCase.of(entry["hash"], entry["scores"], entry.get("usage")) for case_id, entry in data["cases"].items()},
+        cases={case_id: BaselineCase.of(entry["hash"], entry["scores"], entry.get("usage"), entry.get("output"))
+               for case_id, entry in data["cases"].items()},
         plugin_version=data.get("plugin_version", ""),
         provenance=dict(data.get("provenance") or {}),
         prompts={k: list(versions) for k, versions in (data.get("prompts") or {}).items()},

@@ -36,6 +36,9 @@ DEFAULT_CACHE_MODE = "off"
 DEFAULT_CACHE_DIR = ".llm-eval/cache"
 CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
 DEFAULT_OUTPUT_CHARS = 1000
+DEFAULT_BASELINE_OUTPUT_CHARS = 500
+DEFAULT_REVIEW_FILE = ".llm-eval/reviews.jsonl"
+PROGRESS_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ class Settings:
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
     capture: bool = True  # ini llm_eval_capture: count and record/replay SDK calls (providers/capture.py)
     variants: Any = None  # core.variants.RunVariants (--llm-eval-variants / --llm-eval-routes), imported lazily
+    html: Path | None = None
+    baseline_output_chars: int = DEFAULT_BASELINE_OUTPUT_CHARS
+    review_file: Path = Path(DEFAULT_REVIEW_FILE)
+    review_override: bool = False
+    progress: str = "auto"
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -132,6 +140,12 @@ def _cache_mode(text: str) -> str:
     return text
 
 
+def _progress(text: str) -> str:
+    if text not in PROGRESS_MODES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(PROGRESS_MODES)}, got {text!r}")
+    return text
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, sep, count = text.partition("/")
     try:
@@ -157,7 +171,17 @@ def add_options(parser: Any) -> None:
     group.addoption("--llm-eval-report", dest="llm_eval_report", metavar="PATH", help="write the JSON report here (ini llm_eval_report)")
     group.addoption("--llm-eval-markdown", dest="llm_eval_markdown", metavar="PATH", help="write a Markdown summary for a merge-request comment (ini llm_eval_markdown)")
     group.addoption("--llm-eval-shard", type=_shard, dest="llm_eval_shard", metavar="I/N", help="run only shard I of N of every suite's cases; the gate is deferred to `llm-eval merge`")
+    group.addoption("--llm-eval-html", dest="llm_eval_html", metavar="PATH", help="write a self-contained HTML report here (ini llm_eval_html; needs pytest-llmeval[html])")
+    group.addoption("--llm-eval-review-override", action="store_true", dest="llm_eval_review_override", default=None,
+                    help="a reviewer's verdict in the review file decides the case's outcome (ini llm_eval_review_override)")
+    group.addoption("--llm-eval-progress", type=_progress, dest="llm_eval_progress", metavar="MODE",
+                    help="live progress line per suite: auto (on a terminal outside CI), on, off (ini llm_eval_progress)")
     parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
+    parser.addini("llm_eval_html", default="", help="path of the HTML report (relative to rootdir)")
+    parser.addini("llm_eval_baseline_output_chars", default=str(DEFAULT_BASELINE_OUTPUT_CHARS), help="outputs kept per case in the baseline, for diffs and review flags (0: none)")
+    parser.addini("llm_eval_review_file", default=DEFAULT_REVIEW_FILE, help="reviewers' decisions, JSON lines (relative to rootdir)")
+    parser.addini("llm_eval_review_override", type="bool", default=False, help="a reviewer's verdict decides the case's outcome")
+    parser.addini("llm_eval_progress", default="auto", help="live progress line per suite: auto, on, off")
     parser.addini("llm_eval_markdown", default="", help="path of the Markdown summary (relative to rootdir)")
     parser.addini("llm_eval_report_output_chars", default=str(DEFAULT_OUTPUT_CHARS), help="outputs longer than this are truncated in the report (0: leave outputs out)")
     parser.addini("llm_eval_prompts_dir", default="prompts", help="folder (relative to rootdir) of prompt templates")
@@ -279,6 +303,11 @@ def resolve(config: Any) -> Settings:
         prompt_log=root / config.getini("llm_eval_prompt_log"),
         capture=bool(config.getini("llm_eval_capture")),
         variants=run_variants(config) if option.llm_eval or option.llm_eval_update else None,
+        html=_output_path(option.llm_eval_html, config.getini("llm_eval_html"), root),
+        baseline_output_chars=_ini(config, "llm_eval_baseline_output_chars", _non_negative_int),
+        review_file=root / config.getini("llm_eval_review_file"),
+        review_override=bool(option.llm_eval_review_override or config.getini("llm_eval_review_override")),
+        progress=option.llm_eval_progress or _ini(config, "llm_eval_progress", _progress),
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from .. import __version__
 from ..core.recorder import AppError, EvalRecorder
+from ..core.review import ReviewFile
 from ..core.run import EvalRun, RunOutcome, SuiteOutcome
 from ..core.runner import SuiteRunner, case_context
 from ..core.suite import SuitePlan, plan_suite
@@ -29,11 +30,13 @@ from ..models import Case, CaseResult, SuiteSpec
 from ..prompts import PromptLog, PromptRegistry, set_default_registry
 from ..providers import runtime
 from ..providers.redaction import redact, redact_json
+from ..reporting.html import require_jinja2
 from ..reporting.progress import RunProgress, refuse_unsafe_outputs
 from ..reporting.report import build_report, run_block
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
+from .progress import LiveProgress, ScoreWords, progress_wanted
 from .rounds import WORKEROUTPUT_KEY, AutoRounds
 
 __all__ = ["EvalSession"]
@@ -73,7 +76,7 @@ class EvalSession:
         self.run = EvalRun()
         self.outcome: RunOutcome | None = None
         self.incomplete: str | None = None
-        self.started_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        self.started_at = datetime.now(UTC).replace(microsecond=0).isoformat()
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         if settings.capture:
             from ..providers import capture
@@ -83,13 +86,24 @@ class EvalSession:
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
         self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
-        self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display)
+        self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display, html=settings.html)
         if not self.is_worker:
-            refuse_unsafe_outputs({"report": settings.report, "markdown": settings.markdown},
+            refuse_unsafe_outputs({"report": settings.report, "markdown": settings.markdown, "html": settings.html},
                                   inputs={"prompt log": settings.prompt_log, "price file": settings.price_file},
                                   folders={"cache": settings.cache_dir})
             self.progress.enter("start")  # from now on the report path never shows an older run's report
         self.rounds = AutoRounds(self)  # repeats="auto": further rounds after the items
+        self.reviews = ReviewFile(settings.review_file)
+        if not self.is_worker:
+            config.pluginmanager.register(ScoreWords(), "llmeval-score-words")
+            if progress_wanted(settings.progress, config.get_verbosity()):
+                config.pluginmanager.register(LiveProgress(), "llmeval-progress")
+        if not self.is_worker and config.pluginmanager.hasplugin("html"):
+            from .html_plugin import PytestHtmlSummary
+
+            config.pluginmanager.register(PytestHtmlSummary(config, self._document, settings.html), "llmeval-pytest-html")
+        if settings.html is not None:
+            require_jinja2()  # before any model is paid for
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -215,6 +229,11 @@ class EvalSession:
         with case_context(recorder, self._suite_config(suite_id_of(item))):
             result = yield
         problems = recorder.case_failures()
+        review = self.reviews.get(suite_id_of(item), recorder.case.id) if self.settings.review_override else None
+        if review is not None and review.content_hash == recorder.case.content_hash:
+            if review.verdict == "fail":
+                pytest.fail(f"a reviewer marked this case fail ({self.reviews.path.name}:{review.line}): {review.note}", pytrace=False)
+            problems = []  # a reviewer passed it: the per-case minimums give way
         if problems:
             pytest.fail("\n".join(problems), pytrace=False)
         return result
@@ -247,10 +266,13 @@ class EvalSession:
             kind = "setup"
         case = recorder.case
         models = tuple(sorted({f"{r.provider}:{r.model}" for r in recorder.ledger.records if r.kind == "app"}))
+        inputs, expected = recorder.row_text(self.settings.output_chars)
         return CaseResult(self.plans[suite_id_of(item)].spec, case.id, case.content_hash, case.repeat, outcome,
                           dict(recorder.scores), error, kind, recorder.latency_ms, recorder.ledger.summary(),
                           models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts),
-                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()}, variant=case.variant)
+                          {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()},
+                          review_notes=tuple(_truncate(n, REPORT_REASON_CHARS) for n in recorder.review_notes),
+                          inputs=inputs, expected=expected, variant=case.variant)
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -303,12 +325,14 @@ class EvalSession:
         policy = self._policy()
         store = BaselineStore(settings.baseline_dir, self.config.rootpath)
         self.progress.enter("gate")
-        outcome = self.run.judge(store, policy, update=settings.update, sequential=self.rounds.gate_levels(policy.alpha))
+        outcome = self.run.judge(store, policy, update=settings.update, sequential=self.rounds.gate_levels(policy.alpha),
+                                 reviews=self.reviews)
         if settings.update:
             self.progress.enter("baseline write")
             try:
                 self.run.write_baselines(outcome, store, plugin_version=__version__,
-                                         provenance=lambda: provenance(self.config.rootpath))
+                                         provenance=lambda: provenance(self.config.rootpath),
+                                         baseline_output_chars=settings.baseline_output_chars)
             finally:
                 for path in store.written:
                     self.progress.wrote(path)
@@ -359,7 +383,7 @@ class EvalSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Replace the in-progress report with the finished one, complete only if every
         phase ran to its end."""
-        if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
+        if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.settings.html is None):
             return
         try:
             self.progress.enter("report")
@@ -370,12 +394,17 @@ class EvalSession:
             self.progress.write_final(self._final_report(session))
             session.exitstatus = pytest.ExitCode.INTERRUPTED
 
-    def _final_report(self, session: pytest.Session) -> dict[str, Any]:
+    def _document(self) -> dict[str, Any]:
+        """The report document of the run as it stands (for pytest-html's summary)."""
+        return self._final_report(None)
+
+    def _final_report(self, session: pytest.Session | None) -> dict[str, Any]:
         if self.outcome is not None and self.progress.finished:
             return build_report(self.progress.run_block(), self.outcome)
         incomplete = self.incomplete
         if not self.progress.finished and incomplete is None:
-            incomplete = self.progress.stopped_reason(f"the run ended early (exit status {int(session.exitstatus)})")
+            status = f"exit status {int(session.exitstatus)}" if session is not None else "still running"
+            incomplete = self.progress.stopped_reason(f"the run ended early ({status})")
         return build_report(self.progress.run_block(), partial=self.run.results(), incomplete=incomplete,
                             deferred=self.settings.shard is not None)
 
@@ -409,14 +438,20 @@ class EvalSession:
             terminalreporter.write_line(f"{self.incomplete}: no verdict is final")
         elif self.outcome is not None:
             terminalreporter.write_sep("=", "llm-eval summary", bold=True)
-            for line in summary_lines(self.outcome):
+            for line in summary_lines(self.outcome, verbose=self.config.get_verbosity() > 0):
                 terminalreporter.write_line(redact(line))
+        if self.settings.html is not None:
+            terminalreporter.write_line(f"llm-eval HTML report: {self.settings.html}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
         from ..providers import capture
 
         capture.disable()
+        for name in ("llmeval-score-words", "llmeval-progress", "llmeval-pytest-html"):
+            plugin = config.pluginmanager.get_plugin(name)
+            if plugin is not None:
+                config.pluginmanager.unregister(plugin)
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 

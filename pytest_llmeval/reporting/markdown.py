@@ -7,7 +7,8 @@ no HTML.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..gate.verdicts import fmt, fmt_money, fmt_p, fmt_signed
 
@@ -15,6 +16,7 @@ __all__ = ["render_markdown"]
 
 _MARK = {"pass": "✅ pass", "fail": "❌ fail", None: "—"}
 WORST_CASES = 5
+REVIEW_ROWS = 10
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -22,6 +24,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [f"## llm-eval: {verdict.upper()}", ""]
     if not report["complete"]:
         lines += [f"> Incomplete run: {report['run'].get('incomplete_reason')}. No verdict is final.", ""]
+    compared = report["run"].get("compared_with")
+    if compared:
+        lines += [f"`{compared['head']}` judged against `{compared['base']}` (its case scores stand in for the baseline).", ""]
     git = report["run"].get("git") or {}
     if git:
         lines += [f"Commit `{git.get('commit', '?')[:12]}` on `{git.get('branch', '?')}`.", ""]
@@ -114,6 +119,7 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
             lines += [f"**Worst regressed cases: {m['name']}**", "", "| case | baseline | current |", "|---|---:|---:|"]
             lines += [f"| `{_cell(case_id)}` | {fmt(before)} | {fmt(after)} |" for case_id, before, after in worst] or ["| (none) | | |"]
             lines.append("")
+    lines += _review(suite.get("review") or [])
     usage = suite.get("usage")
     if usage and usage["calls"]:
         lines.append(
@@ -125,6 +131,29 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         )
         lines.append("")
     return lines
+
+
+def _review(entries: list[Mapping[str, Any]]) -> list[str]:
+    """Cases flagged for a person (count, reasons, the first few) and reviewers' decisions."""
+    flagged = [e for e in entries if e["flags"]]
+    reviewed = [e for e in entries if e["human"]]
+    if not flagged and not reviewed:
+        return []
+    counts: dict[str, int] = {}
+    for entry in flagged:
+        for reason in dict.fromkeys(f["reason"] for f in entry["flags"]):
+            counts[reason] = counts.get(reason, 0) + 1
+    lines = [f"**Flagged for review: {len(flagged)} case(s)**" + (f" ({', '.join(f'{r} {n}' for r, n in sorted(counts.items()))})" if counts else "")
+             + (f" · {len(reviewed)} reviewed by a person" if reviewed else ""), ""]
+    lines += ["| case | why | reviewed |", "|---|---|---|"]
+    for entry in (flagged + [e for e in reviewed if not e["flags"]])[:REVIEW_ROWS]:
+        human = entry["human"]
+        verdict = "" if human is None else f"{human['verdict']}{'' if human['applies'] else ' (stale)'}: {human['note']}"
+        why = "; ".join(f"{f['reason']}: {f['detail']}" for f in entry["flags"])
+        lines.append(f"| `{_cell(entry['case_id'])}` | {_cell(why)} | {_cell(verdict)} |")
+    if len(entries) > REVIEW_ROWS:
+        lines.append(f"| … | {len(entries) - REVIEW_ROWS} more in the JSON/HTML report | |")
+    return lines + [""]
 
 
 def _worst_cases(cases: list[Mapping[str, Any]], metric: str) -> list[tuple[str, float, float]]:

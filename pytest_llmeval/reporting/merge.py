@@ -19,7 +19,7 @@ from .report import ReportError, build_report
 # The run options that change verdicts: shards that differ in one cannot be merged.
 RESULT_SHAPING_OPTIONS = ("alpha", "max_drop", "max_drop_by_metric", "non_inferiority", "enforce_thresholds", "repeats", "default_repeats")
 
-__all__ = ["merge_reports"]
+__all__ = ["merge_reports", "suite_spec"]
 
 _SPEC_FIELDS = ("dataset", "fingerprint", "n_rows", "repeats", "thresholds", "default_thresholds", "max_drop", "budgets",
                 "metrics_declared", "variants")
@@ -55,7 +55,7 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: Basel
                                           f"{other.get(key)!r}; these reports come from different datasets or settings")
             else:
                 specs[suite_id] = (name, suite)
-            spec = _spec(suite)
+            spec = suite_spec(suite)
             for case in suite["cases"]:
                 key = (spec.suite_id, case["case_id"], case["repeat"], case.get("variant"))
                 if key in seen:
@@ -102,7 +102,8 @@ def _check_shards(reports: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         raise ReportError(f"missing shard(s) {', '.join(f'{i}/{count}' for i in missing)}: a merged verdict needs every shard")
 
 
-def _spec(suite: Mapping[str, Any]) -> SuiteSpec:
+def suite_spec(suite: Mapping[str, Any]) -> SuiteSpec:
+    """The spec a report's suite entry was judged with (reports before case_thresholds: none)."""
     return SuiteSpec(
         suite_id=suite.get("variant_of") or suite["suite_id"],
         dataset=suite["dataset"],
@@ -115,4 +116,5 @@ def _spec(suite: Mapping[str, Any]) -> SuiteSpec:
         metrics=tuple(suite["metrics_declared"]),
         default_thresholds=suite["default_thresholds"],
         variants=VariantSpec.from_dict(suite["variants"]) if suite.get("variants") else None,
+        case_thresholds=suite.get("case_thresholds") or {},
     )

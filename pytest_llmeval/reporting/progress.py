@@ -37,15 +37,16 @@ PAUSE_SECONDS = 300.0
 class RunProgress:
     """The phase a run is in and the files it wrote; writes the in-progress report.
 
-    ``report`` / ``markdown``: where the run's outputs go (None: not written).
+    ``report`` / ``markdown`` / ``html``: where the run's outputs go (None: not written).
     ``run_block``: returns the report's ``run`` block (see :func:`~pytest_llmeval.reporting.report.run_block`).
     ``display``: how a written path is shown (relative to the rootdir).
     """
 
     def __init__(self, report: Path | None, markdown: Path | None, run_block: Callable[[], dict[str, Any]],
-                 display: Callable[[Path], str] = str) -> None:
+                 display: Callable[[Path], str] = str, html: Path | None = None) -> None:
         self.report = report
         self.markdown = markdown
+        self.html = html
         self._run_block = run_block
         self._display = display
         self.phase = PHASES[0]
@@ -82,6 +83,9 @@ class RunProgress:
         if self.markdown is not None:
             write_atomic(self.markdown, redact(render_markdown(doc)))
             self.wrote(self.markdown)
+        if self.html is not None:
+            _write_html(self.html, doc)
+            self.wrote(self.html)
         if self.report is not None:
             write_json(self.report, {**doc, "run": {**doc["run"], "files_written": list(self.files)}})
 
@@ -90,10 +94,19 @@ class RunProgress:
             write_json(self.report, doc)
         if self.markdown is not None:
             write_atomic(self.markdown, redact(render_markdown(doc)))
+        if self.html is not None:
+            _write_html(self.html, doc)
+
+
+def _write_html(path: Path, doc: Mapping[str, Any]) -> None:
+    from .html import render_html, build_page  # Jinja2 only for runs that asked for HTML
+
+    write_atomic(path, redact(render_html(build_page(doc))))
 
 
 _INPUT_SUFFIXES = (".jsonl", ".yaml", ".yml", ".csv", ".txt")
-_SIGNATURES = {"report": '{\n  "complete": ', "markdown": "## llm-eval: "}
+_SUFFIXES = {"report": ".json", "markdown": ".md", "html": ".html"}
+_SIGNATURES = {"report": '{\n  "complete": ', "markdown": "## llm-eval: ", "html": "<!doctype html>"}
 
 
 def refuse_unsafe_outputs(outputs: Mapping[str, Path | None], *, inputs: Mapping[str, Path | None] = {},
@@ -120,7 +133,7 @@ def refuse_unsafe_outputs(outputs: Mapping[str, Path | None], *, inputs: Mapping
                 raise ConfigError(f"{flag} {path}: that is inside the {name} folder {folder}; write the {kind} elsewhere")
         if path.suffix.lower() in _INPUT_SUFFIXES:
             raise ConfigError(f"{flag} {path}: a {path.suffix} file is a dataset or prompt, not a {kind}; "
-                              f"name it {path.stem}{'.json' if kind == 'report' else '.md'}")
+                              f"name it {path.stem}{_SUFFIXES[kind]}")
         if path.is_dir():
             raise ConfigError(f"{flag} {path}: is a folder")
         if path.exists():
@@ -129,7 +142,7 @@ def refuse_unsafe_outputs(outputs: Mapping[str, Path | None], *, inputs: Mapping
                     head = handle.read(64)
             except OSError as exc:
                 raise ConfigError(f"{flag} {path}: cannot check the existing file: {exc}") from None
-            if head and not head.startswith(_SIGNATURES[kind]):
+            if head and not head.lstrip().lower().startswith(_SIGNATURES[kind]):
                 raise ConfigError(f"{flag} {path}: the file exists and is not a pytest-llmeval {kind} (a dataset, "
                                   "baseline, prompt or cache file?); refusing to overwrite it")
 

@@ -84,6 +84,7 @@ def _spec_block(spec: SuiteSpec, results: list[CaseResult]) -> dict[str, Any]:
         "repeats": spec.repeats,
         "thresholds": dict(spec.thresholds),
         "default_thresholds": dict(spec.default_thresholds),
+        "case_thresholds": dict(spec.case_thresholds),
         "max_drop": dict(spec.max_drop),
         "budgets": dict(spec.budgets),
         "metrics_declared": list(spec.metrics),
@@ -110,6 +111,7 @@ def _unjudged_suite(results: list[CaseResult]) -> dict[str, Any]:
         "usage": None,
         "usage_gates": [],
         "notes": [],
+        "review": [],
         "cases": [_case_entry(r, None) for r in results],
     }
 
@@ -118,6 +120,7 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
     baseline = suite.baseline
     paired = {c: baseline.cases[c].means() for c in suite.case_means if baseline is not None and c in baseline.cases
               and c not in suite.changed_cases}
+    outputs = {c: baseline.cases[c].output for c in paired if baseline is not None and baseline.cases[c].output is not None}
     return {
         **_spec_block(suite.spec, suite.results),
         **_variant_block(suite),
@@ -145,7 +148,8 @@ def _judged_suite(suite: SuiteOutcome) -> dict[str, Any]:
         "usage_gates": [{"name": u.name, "verdict": u.status, "message": u.message,
                          "properties": json_safe(dict(u.properties))} for u in suite.usage_verdicts],
         "notes": suite.notes(),
-        "cases": [_case_entry(r, paired.get(r.case_id)) for r in suite.results],
+        "review": review_entries(suite),
+        "cases": [_case_entry(r, paired.get(r.case_id), outputs.get(r.case_id)) for r in suite.results],
     }
 
 
@@ -160,6 +164,20 @@ def _variant_block(suite: SuiteOutcome) -> dict[str, Any]:
         "summary": json_safe(suite.summary.to_dict()) if suite.summary is not None else None,
         "comparison": json_safe(suite.comparison.to_dict()) if suite.comparison is not None else None,
     }
+
+
+def review_entries(suite: SuiteOutcome) -> list[dict[str, Any]]:
+    """One entry per case flagged for review or reviewed by a person, sorted by case id."""
+    entries = []
+    for case_id in sorted(set(suite.review) | set(suite.human_reviews)):
+        human = suite.human_reviews.get(case_id)
+        entries.append({
+            "case_id": case_id,
+            "content_hash": suite.content_hashes[case_id],
+            "flags": [flag.to_dict() for flag in suite.review.get(case_id, [])],
+            "human": human.to_dict(suite.content_hashes[case_id]) if human is not None else None,
+        })
+    return entries
 
 
 def _metric_entry(v: MetricVerdict) -> dict[str, Any]:
@@ -192,9 +210,10 @@ def _metric_entry(v: MetricVerdict) -> dict[str, Any]:
     })
 
 
-def _case_entry(result: CaseResult, baseline_means: Mapping[str, float] | None) -> dict[str, Any]:
+def _case_entry(result: CaseResult, baseline_means: Mapping[str, float] | None, baseline_output: str | None = None) -> dict[str, Any]:
     entry = json_safe(result.case_dict())
     entry["baseline_scores"] = dict(baseline_means) if baseline_means is not None else None
+    entry["baseline_output"] = baseline_output
     return entry
 
 

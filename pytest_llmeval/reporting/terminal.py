@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from ..core.run import RunOutcome, SuiteOutcome, VariantGroup
 from ..gate.verdicts import MetricVerdict, fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
 from ..providers.accounting import SuiteUsage
 
-__all__ = ["summary_lines", "usage_line", "variant_lines"]
+__all__ = ["WORST_CASES", "summary_lines", "usage_line", "variant_lines", "worst_cases"]
+
+WORST_CASES = 5  # per failing metric; -v lists them all
+EXCERPT_CHARS = 70
 
 _COLUMNS = ("metric", "mean", "95% CI", "threshold", "baseline", "change (95% CI)", "p", "test", "verdict")
 
 
-def summary_lines(outcome: RunOutcome) -> list[str]:
+def summary_lines(outcome: RunOutcome, *, verbose: bool = False) -> list[str]:
+    """The summary: per suite its verdict table, usage, notes, the worst cases behind each
+    failing metric (all of them when ``verbose``) and the cases flagged for review."""
     lines: list[str] = []
     for suite in outcome.suites:
         lines += _suite_lines(suite)
+        lines += _worst_lines(suite, None if verbose else WORST_CASES)
+        lines += _review_lines(suite, verbose)
         lines.append("")
     for group in outcome.groups:
         lines += variant_lines(group)
@@ -130,3 +138,79 @@ def variant_lines(group: VariantGroup) -> list[str]:
             lines += [f"  {g.kind.replace('_', '-')}: {g.message}  {'pass' if g.passed else 'FAIL'}" for g in pair.gates]
     lines += [f"  note: {note}" for note in group.notes]
     return lines
+
+
+def worst_cases(suite: SuiteOutcome, metric: str) -> list[tuple[str, float, float | None]]:
+    """(case id, score, baseline score) of the cases behind a failing metric, worst first:
+    those that dropped against the baseline when the metric was compared, otherwise those
+    below the metric's threshold (repeats averaged)."""
+    verdict = next(v for v in suite.verdicts if v.metric == metric)
+    baseline = suite.baseline
+    if verdict.comparison is not None and verdict.comparison.n and baseline is not None:
+        drops = []
+        for case_id, scores in suite.case_means.items():
+            before = baseline.cases[case_id].means().get(metric) if case_id in baseline.cases and case_id not in suite.changed_cases else None
+            if before is not None and metric in scores and scores[metric] < before:
+                drops.append((case_id, scores[metric], before))
+        return sorted(drops, key=lambda d: (d[1] - d[2], d[0]))
+    line = verdict.threshold if verdict.threshold is not None else math.inf
+    low = [(case_id, scores[metric], None) for case_id, scores in suite.case_means.items() if metric in scores and scores[metric] < line]
+    return sorted(low, key=lambda d: (d[1], d[0]))
+
+
+def _worst_lines(suite: SuiteOutcome, limit: int | None) -> list[str]:
+    outputs: dict[str, str] = {}
+    for result in suite.results:
+        if result.output is not None:
+            outputs.setdefault(result.case_id, result.output)
+    lines = []
+    for verdict in suite.verdicts:
+        if verdict.passed:
+            continue
+        cases = worst_cases(suite, verdict.metric)
+        if not cases:
+            continue
+        what = "dropped against the baseline" if cases[0][2] is not None else "scored lowest"
+        shown = cases if limit is None else cases[:limit]
+        more = f", {len(cases) - len(shown)} more with -v" if len(shown) < len(cases) else ""
+        lines.append(f"  worst cases for {verdict.metric} ({len(cases)} {what}{more}):")
+        width = max(len(case_id) for case_id, _, _ in shown)
+        for case_id, score, before in shown:
+            versus = f" vs baseline {fmt(before)}" if before is not None else ""
+            lines.append(f"    {case_id.ljust(width)}  {verdict.metric} {fmt(score)}{versus}  {_excerpt(outputs.get(case_id))}".rstrip())
+    return lines
+
+
+def _excerpt(text: str | None) -> str:
+    if text is None:
+        return ""
+    line = " ".join(text.split())
+    return repr(line if len(line) <= EXCERPT_CHARS else line[: EXCERPT_CHARS - 3] + "...")
+
+
+def _review_lines(suite: SuiteOutcome, verbose: bool) -> list[str]:
+    lines = []
+    if suite.review:
+        reasons: dict[str, int] = {}
+        for flags in suite.review.values():
+            for reason in dict.fromkeys(flag.reason for flag in flags):
+                reasons[reason] = reasons.get(reason, 0) + 1
+        counts = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+        ids = sorted(suite.review)
+        top = ", ".join(ids[:WORST_CASES]) + (f", ... ({len(ids) - WORST_CASES} more)" if len(ids) > WORST_CASES and not verbose else "")
+        lines.append(f"  review: {len(ids)} case(s) flagged for a person ({counts}): {', '.join(ids) if verbose else top}")
+        if verbose:
+            lines += [f"    {case_id}: {flag.reason}: {flag.detail}" for case_id in ids for flag in suite.review[case_id]]
+    if suite.human_reviews:
+        stale = [c for c, r in suite.human_reviews.items() if r.content_hash != suite.content_hashes.get(c)]
+        verdicts = ", ".join(f"{v} {n}" for v, n in sorted(_count(r.verdict for c, r in suite.human_reviews.items() if c not in stale).items()))
+        lines.append(f"  reviewed by a person: {len(suite.human_reviews) - len(stale)} case(s)" + (f" ({verdicts})" if verdicts else "")
+                     + (f"; {len(stale)} review(s) stale (the case changed since): {', '.join(sorted(stale))}" if stale else ""))
+    return lines
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts

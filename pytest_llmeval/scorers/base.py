@@ -30,10 +30,14 @@ class Scorer:
 
 @dataclass(frozen=True)
 class Score:
-    """A score with the reason for it (shown in junit properties and the report)."""
+    """A score with the reason for it (shown in junit properties and the report).
+
+    ``review``: ask a person to look at the case, as ``"reason: detail"`` with a reason of
+    :data:`pytest_llmeval.core.review.REASONS` (e.g. ``"judge_retry: ..."``) or free text."""
 
     value: float
     reason: str | None = None
+    review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,14 +61,14 @@ class BoundScorer:
             raise
         except Exception as exc:
             raise ScorerError(f"scorer {self.metric!r} raised {type(exc).__name__}: {exc}") from exc
-        value, reason = (result.value, result.reason) if isinstance(result, Score) else (result, None)
+        value, reason, review = (result.value, result.reason, result.review) if isinstance(result, Score) else (result, None, None)
         if isinstance(value, bool):
             value = float(value)
         if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0 or math.isnan(value):
             raise ScorerError(f"scorer {self.metric!r} returned {value!r}; a score must be a number in [0, 1]")
         if self.scorer.binary and value not in (0.0, 1.0):
             raise ScorerError(f"scorer {self.metric!r} is declared binary but returned {value!r}")
-        return Score(float(value), reason)
+        return Score(float(value), reason, review)
 
 
 async def _await(awaitable: Any) -> Any:

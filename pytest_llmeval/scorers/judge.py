@@ -4,8 +4,9 @@ A judge model (ini ``llm_eval_judge_*``, falling back to the app's provider sett
 grades the output against a rubric and answers in JSON: ``{"score": 1-5, "reason":
 "..."}``; the score maps to [0, 1] as (score - 1) / 4. Calls go through our client, so
 they are cached, retried and counted as *judge* spend on the case's ledger, never as
-app spend. An answer that cannot be parsed is a scorer error carrying the raw text, not
-a zero. ``samples=k`` grades k times and averages (judge noise), keeping the case as
+app spend. An answer that cannot be parsed is asked for again once (the case is then
+flagged for human review, reason ``judge_retry``); a second one is a scorer error
+carrying the raw text, not a zero. ``samples=k`` grades k times and averages (judge noise), keeping the case as
 the cluster; ``rubric=`` replaces the rubric for a suite; ``model=`` the judge model.
 """
 
@@ -43,6 +44,7 @@ _INSTRUCTIONS = (
     'Reply with only a JSON object: {{"score": <integer 1-5>, "reason": "<one short sentence>"}}.'
 )
 _RAW_LIMIT = 500
+PARSE_RETRIES = 1  # an unparsable judgment is asked again once; the case is then flagged for review
 _clients: dict[Any, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -117,20 +119,26 @@ def _judge(kind: str, output: Any, case: Case, rubric: str | None, samples: int,
     params: dict[str, Any] = {"temperature": 0.0 if samples == 1 else 0.7}
     if client.config.provider == "openai":
         params["response_format"] = {"type": "json_object"}
-    values, reasons = [], []
+    values, reasons, retried = [], [], []
     with accounting.call_kind("judge"):
         for sample in range(samples):
-            text = client.chat(messages, cache_key_extra={"judge_sample": sample} if samples > 1 else None, **params).text
-            try:
-                value, reason = parse_judgment(text)
-            except ValueError as exc:
-                raw = text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
-                # A judge may echo what it was sent, headers and keys included: quote it redacted.
-                raise ScorerError(redact(f"scorer 'judge:{kind}': unparsable judgment ({exc}); raw answer: {raw!r}")) from None
+            for attempt in range(1 + PARSE_RETRIES):
+                extra = {**({"judge_sample": sample} if samples > 1 else {}), **({"parse_retry": attempt} if attempt else {})}
+                text = client.chat(messages, cache_key_extra=extra or None, **params).text
+                try:
+                    value, reason = parse_judgment(text)
+                    break
+                except ValueError as exc:
+                    raw = text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "..."
+                    if attempt == PARSE_RETRIES:
+                        # A judge may echo what it was sent, headers and keys included: quote it redacted.
+                        raise ScorerError(redact(f"scorer 'judge:{kind}': unparsable judgment ({exc}); raw answer: {raw!r}")) from None
+                    retried.append(raw)
             values.append(value)
             reasons.append(redact(reason))
     reason = reasons[0] if samples == 1 else f"mean of {samples} gradings {[round(v, 2) for v in values]}: {reasons[0]}"
-    return Score(sum(values) / len(values), reason)
+    review = f"judge_retry: judge:{kind} answered unparsably {len(retried)} time(s) before a grade (first: {retried[0]!r})" if retried else None
+    return Score(sum(values) / len(values), reason, review)
 
 
 def _prepare(rubric: str | None = None, samples: int = 1, model: str | None = None) -> dict[str, Any]:
