@@ -5,6 +5,14 @@
   invalid, incomplete or incompatible).
 - ``llm-eval prompts``: list prompt versions with when they were first seen and their
   blessed results. Exit 0, or 2 on an unreadable prompt or log.
+- ``llm-eval history``: quality trend per suite and metric from the run history, with the
+  7-day moving average, the baseline and the monitoring alerts. Exit 0 no alert, 1 an
+  alert fired in the window, 2 unusable input (no database, bad config).
+- ``llm-eval shadow LOG [LOG]``: score blue/green outputs of logged traffic with the same
+  scorers and paired statistics; exit 0 the cutover may go ahead, 1 it is blocked,
+  3 too little data to decide, 2 unusable input.
+- ``llm-eval cost LOG``: daily spend by feature, model and segment from request logs;
+  exit 1 when a day passes ``cost_alert_threshold x daily_cost_budget``, 2 unusable input.
 """
 
 from __future__ import annotations
@@ -12,9 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-from .errors import LLMEvalError
+from .errors import ConfigError, LLMEvalError
 
 __all__ = ["main"]
 
@@ -31,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     prompts = commands.add_parser("prompts", help="list prompt versions and their blessed eval results")
     prompts.add_argument("--dir", type=Path, default=Path("prompts"), help="the prompt folder (default prompts)")
     prompts.add_argument("--log", type=Path, default=Path(".llm-eval/prompt-log.jsonl"), help="the prompt log")
+    _add_monitoring_commands(commands)
     return parser
 
 
@@ -40,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _merge(args)
     if args.command == "prompts":
         return _prompts(args)
+    if args.command in _MONITORING_COMMANDS:
+        return _MONITORING_COMMANDS[args.command](args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -105,6 +116,100 @@ def _prompts(args: argparse.Namespace) -> int:
             line += f"  [{'; '.join(marks)}]"
         print(line)
     return 0
+
+
+# -- production monitoring: history, shadow, cost (pytest_llmeval.monitoring) -------------
+
+
+def _add_monitoring_commands(commands: Any) -> None:
+    history = commands.add_parser("history", help="quality trends and alerts from the run history")
+    history.add_argument("--db", help="history database URL or SQLite file (default: ini llm_eval_history in "
+                                      "pyproject.toml, else .llm-eval/history.sqlite)")
+    history.add_argument("--rootdir", type=Path, default=Path("."), help="the project root (default .)")
+    history.add_argument("--suite", help="only this suite id")
+    history.add_argument("--metric", help="only this metric")
+    history.add_argument("--since", default="30d", help="show and alert on this window: 30d, 12h, 2w or an ISO date "
+                                                        "(default 30d; the moving average also uses older runs)")
+    history.add_argument("--config", type=Path, help="llmops-config.yaml: monitoring.quality_alert_threshold and "
+                                                     "latency_p95_alert_ms")
+    history.add_argument("--quality-alert", type=float, metavar="REL", help="relative drop of the 7-day average that "
+                                                                            "alerts, e.g. -0.05 (wins over --config)")
+    history.add_argument("--latency-alert-ms", type=float, metavar="MS", help="p95 latency that alerts (wins over --config)")
+    history.add_argument("--format", choices=("text", "json"), default="text")
+    history.add_argument("--plot", type=Path, metavar="FILE", help="also draw the trend to FILE (.svg or .png)")
+    history.add_argument("--now", help=argparse.SUPPRESS)  # tests: the clock --since counts back from
+
+
+def _monitoring_config(path: Path | None) -> dict[str, Any]:
+    """The config's ``monitoring`` block; ConfigError when the config is unusable or
+    has a blocking finding there."""
+    if path is None:
+        return {}
+    from .check import config_only_findings, load_config
+
+    config = load_config(path)
+    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] in ("monitoring", "")]
+    if bad:
+        raise ConfigError("; ".join(str(f) for f in bad))
+    block = config.get("monitoring")
+    return dict(block) if isinstance(block, dict) else {}
+
+
+def _ini_value(root: Path, key: str) -> str:
+    """``[tool.pytest.ini_options]`` of ``root/pyproject.toml`` (empty when absent)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{root / 'pyproject.toml'}: {exc}") from None
+    return str(data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get(key, "")).strip()
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime, timezone
+
+    from .monitoring.history import HistoryStore, history_url
+    from .monitoring.trends import AlertPolicy, build_trends, parse_since, plot, render_text
+
+    try:
+        root = args.rootdir.resolve()
+        value = args.db if args.db is not None else _ini_value(root, "llm_eval_history")
+        url = history_url("" if value == "default" else value, Path.cwd() if args.db is not None else root)
+        monitoring = _monitoring_config(args.config)
+        policy = AlertPolicy(
+            quality_alert_threshold=args.quality_alert if args.quality_alert is not None
+            else monitoring.get("quality_alert_threshold"),
+            latency_p95_alert_ms=args.latency_alert_ms if args.latency_alert_ms is not None
+            else monitoring.get("latency_p95_alert_ms"),
+        )
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(timezone.utc).replace(tzinfo=None)
+        since = parse_since(args.since, now)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            raise ConfigError(f"no run history at {url.removeprefix('sqlite:///')}: record runs with "
+                              "pytest --llm-eval --llm-eval-history (or pass --db)")
+        with HistoryStore(url) as store:
+            report = build_trends(store.metric_points(suite=args.suite, metric=args.metric),
+                                  store.latency_points(suite=args.suite),
+                                  policy, since)
+        if args.plot is not None:
+            plot(report, args.plot)
+    except LLMEvalError as exc:
+        print(f"llm-eval history: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False))
+    else:
+        sys.stdout.write(render_text(report))
+        if args.plot is not None:
+            print(f"wrote the plot to {args.plot}")
+    return report.exit_code
+
+
+_MONITORING_COMMANDS = {"history": _history}
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ try:  # hypothesis' pytest plugin imports this in every in-process run's summary
 except ImportError:
     pass
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "postgres_server"]
 
 REPORT_NAME = ".llm-eval-report.json"
 

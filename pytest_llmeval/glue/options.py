@@ -33,6 +33,8 @@ DEFAULT_CACHE_MODE = "off"
 DEFAULT_CACHE_DIR = ".llm-eval/cache"
 CACHE_MODES = ("off", "read", "write", "readwrite", "strict")
 DEFAULT_OUTPUT_CHARS = 1000
+DEFAULT_DATASET_CACHE = ".llm-eval/datasets"
+HISTORY_DEFAULT = "default"  # --llm-eval-history without a URL: .llm-eval/history.sqlite
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Settings:
     judge: ProviderConfig | None = None
     prompts_dir: Path = Path("prompts")
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
+    history: str | None = None  # SQLAlchemy URL of the run history (None: not recorded)
+    history_cases: bool = False
+    dataset_cache: Path = Path(DEFAULT_DATASET_CACHE)
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -139,6 +144,13 @@ def add_options(parser: Any) -> None:
     group.addoption("--llm-eval-report", dest="llm_eval_report", metavar="PATH", help="write the JSON report here (ini llm_eval_report)")
     group.addoption("--llm-eval-markdown", dest="llm_eval_markdown", metavar="PATH", help="write a Markdown summary for a merge-request comment (ini llm_eval_markdown)")
     group.addoption("--llm-eval-shard", type=_shard, dest="llm_eval_shard", metavar="I/N", help="run only shard I of N of every suite's cases; the gate is deferred to `llm-eval merge`")
+    group.addoption("--llm-eval-history", nargs="?", const=HISTORY_DEFAULT, dest="llm_eval_history", metavar="URL",
+                    help="record this run in the run history: a database URL (postgresql://...), a SQLite file, or "
+                         "nothing for .llm-eval/history.sqlite (ini llm_eval_history; needs the history extra)")
+    parser.addini("llm_eval_history", default="", help="run history: database URL or SQLite file, or 'default' for "
+                                                         ".llm-eval/history.sqlite (empty: not recorded)")
+    parser.addini("llm_eval_history_cases", type="bool", default=False, help="also store every case's scores in the run history")
+    parser.addini("llm_eval_dataset_cache", default=DEFAULT_DATASET_CACHE, help="folder (relative to rootdir) caching remote datasets (s3://, gs://, https://)")
     parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
     parser.addini("llm_eval_markdown", default="", help="path of the Markdown summary (relative to rootdir)")
     parser.addini("llm_eval_report_output_chars", default=str(DEFAULT_OUTPUT_CHARS), help="outputs longer than this are truncated in the report (0: leave outputs out)")
@@ -251,7 +263,23 @@ def resolve(config: Any) -> Settings:
         shard=option.llm_eval_shard,
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
+        history=_history(option.llm_eval_history, config.getini("llm_eval_history"), root),
+        history_cases=bool(config.getini("llm_eval_history_cases")),
+        dataset_cache=root / config.getini("llm_eval_dataset_cache"),
     )
+
+
+def _history(cli: str | None, ini: str, root: Path) -> str | None:
+    """The history's SQLAlchemy URL: the flag's value, else the ini's ('default' or a bare
+    flag: the SQLite file under rootdir's .llm-eval/); None when history is off."""
+    from ..monitoring.history import history_url
+
+    value = cli if cli is not None else str(ini).strip()
+    if not value:
+        return None
+    if value == HISTORY_DEFAULT:
+        return history_url("", root)
+    return history_url(value, Path.cwd() if cli is not None else root)  # as _output_path does
 
 
 def _output_path(cli: str | None, ini: str, root: Path) -> Path | None:

@@ -74,6 +74,11 @@ class EvalSession:
         runtime.set_defaults(runtime.Defaults(settings.provider, self._cache(), self._prices(), settings.judge))
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
+        self.history = None
+        if settings.history is not None and not self.is_worker:
+            from .history import HistoryOutput
+
+            self.history = HistoryOutput(settings.history, settings.history_cases)
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -288,7 +293,7 @@ class EvalSession:
             write_atomic(self.settings.markdown, render_markdown(placeholder))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.is_worker or (self.settings.report is None and self.settings.markdown is None):
+        if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.history is None):
             return
         if self.outcome is not None:
             doc = build_report(self._run_block(), self.outcome)
@@ -299,6 +304,8 @@ class EvalSession:
             write_json(self.settings.report, doc)
         if self.settings.markdown is not None:
             write_atomic(self.settings.markdown, render_markdown(doc))
+        if self.history is not None:
+            self.history.write(doc)
 
     def _run_block(self) -> dict[str, Any]:
         versions = {"pytest": pytest.__version__, "pytest_llmeval": __version__}
@@ -317,9 +324,13 @@ class EvalSession:
             terminalreporter.write_sep("=", "llm-eval summary", bold=True)
             for line in summary_lines(self.outcome):
                 terminalreporter.write_line(line)
+        if self.history is not None and self.history.line:
+            terminalreporter.write_line(self.history.line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
+        if self.history is not None:
+            self.history.close()
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 
