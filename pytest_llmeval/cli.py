@@ -148,7 +148,7 @@ def _monitoring_config(path: Path | None) -> dict[str, Any]:
     from .check import config_only_findings, load_config
 
     config = load_config(path)
-    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] in ("monitoring", "")]
+    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] == "monitoring"]
     if bad:
         raise ConfigError("; ".join(str(f) for f in bad))
     block = config.get("monitoring")
