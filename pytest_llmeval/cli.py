@@ -139,6 +139,23 @@ def _add_monitoring_commands(commands: Any) -> None:
     history.add_argument("--plot", type=Path, metavar="FILE", help="also draw the trend to FILE (.svg or .png)")
     history.add_argument("--now", help=argparse.SUPPRESS)  # tests: the clock --since counts back from
 
+    shadow = commands.add_parser("shadow", help="blue/green comparison of logged traffic: may green take over?")
+    shadow.add_argument("logs", nargs="+", type=Path, metavar="LOG",
+                        help="one log whose records carry variant: blue|green, or two logs: blue's, then green's "
+                             "(JSONL or Parquet; joined by request_id)")
+    shadow.add_argument("--scorer", action="append", required=True, metavar="NAME[=JSON]",
+                        help="a scorer both outputs are scored with (repeatable), with options as JSON: "
+                             "--scorer 'regex={\"pattern\": \"^ok\"}'")
+    shadow.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    shadow.add_argument("--max-drop", type=float, default=0.02, help="allowed drop of green against blue (default 0.02)")
+    shadow.add_argument("--min-pairs", type=int, default=30, help="fewer pairs decide nothing (default 30)")
+    shadow.add_argument("--sample", type=float, default=1.0, metavar="FRACTION",
+                        help="score this share of the pairs, chosen by a hash of the request id (default 1)")
+    shadow.add_argument("--max-pairs", type=int, metavar="N", help="score at most N pairs (the same N on every rerun)")
+    _add_price_options(shadow)
+    shadow.add_argument("--format", choices=("text", "json"), default="text")
+    shadow.add_argument("-o", "--output", type=Path, help="also write the JSON document here (for llm-eval-check --shadow)")
+
 
 def _monitoring_config(path: Path | None) -> dict[str, Any]:
     """The config's ``monitoring`` block; ConfigError when the config is unusable or
@@ -156,7 +173,8 @@ def _monitoring_config(path: Path | None) -> dict[str, Any]:
 
 
 def _ini_value(root: Path, key: str) -> str:
-    """``[tool.pytest.ini_options]`` of ``root/pyproject.toml`` (empty when absent)."""
+    """``[tool.pytest.ini_options]`` of ``root/pyproject.toml`` (empty when absent; a list
+    is read as lines, as pytest reads a linelist key)."""
     import tomllib
 
     try:
@@ -165,7 +183,8 @@ def _ini_value(root: Path, key: str) -> str:
         return ""
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{root / 'pyproject.toml'}: {exc}") from None
-    return str(data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get(key, "")).strip()
+    value = data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get(key, "")
+    return "\n".join(map(str, value)) if isinstance(value, list) else str(value).strip()
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -209,7 +228,73 @@ def _history(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-_MONITORING_COMMANDS = {"history": _history}
+def _add_price_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--price-file", type=Path, help="YAML price file (models: {name: {input: .., output: ..}}); "
+                                                        "default: ini llm_eval_price_file and llm_eval_prices")
+    parser.add_argument("--rootdir", type=Path, default=Path("."), help="the project root whose pyproject.toml holds "
+                                                                       "the ini prices (default .)")
+
+
+def _price_table(args: argparse.Namespace) -> Any:
+    """The built-in prices with the project's ini overrides and --price-file over them."""
+    from .providers.pricing import PriceTable, load_price_file, parse_price_lines
+
+    root = args.rootdir.resolve()
+    lines = _ini_value(root, "llm_eval_prices")
+    overrides = parse_price_lines([x for x in lines.splitlines() if x.strip()], "ini llm_eval_prices") if lines else {}
+    ini_file = _ini_value(root, "llm_eval_price_file")
+    price_file = args.price_file or (root / ini_file if ini_file else None)
+    if price_file is not None:
+        overrides = {**overrides, **load_price_file(price_file)}
+    return PriceTable.default().with_overrides(overrides)
+
+
+def _bound_scorers(entries: Sequence[str]) -> list[Any]:
+    import json
+
+    from .scorers import default_registry
+
+    parsed: list[Any] = []
+    for entry in entries:
+        name, sep, options = entry.partition("=")
+        if not sep:
+            parsed.append(name)
+            continue
+        try:
+            value = json.loads(options)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--scorer {entry}: options are not JSON: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"--scorer {entry}: options must be a JSON object")
+        parsed.append((name, value))
+    return default_registry().bind(parsed)
+
+
+def _shadow(args: argparse.Namespace) -> int:
+    import json
+
+    from .fileio import write_atomic
+    from .monitoring.shadow import ShadowSettings, decide_cutover, load_pairs, render_text
+
+    try:
+        settings = ShadowSettings(alpha=args.alpha, max_drop=args.max_drop, min_pairs=args.min_pairs,
+                                  sample=args.sample, max_pairs=args.max_pairs)
+        scorers = _bound_scorers(args.scorer)
+        prices = _price_table(args)
+        pairs, left_out = load_pairs(args.logs, settings)
+        doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
+                             logs=[str(p) for p in args.logs])
+    except LLMEvalError as exc:
+        print(f"llm-eval shadow: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    if args.output is not None:
+        write_atomic(args.output, text)
+    sys.stdout.write(text if args.format == "json" else render_text(doc))
+    return {"allow": 0, "block": 1, "insufficient": 3}[doc["decision"]]
+
+
+_MONITORING_COMMANDS = {"history": _history, "shadow": _shadow}
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ __all__ = [
     "file_fingerprint",
     "prompt_findings",
     "report_findings",
+    "shadow_findings",
     "suite_failures",
 ]
 
@@ -418,6 +419,29 @@ def _latency_findings(c: LoadedConfig, models: list[_Model]) -> list[Finding]:
             out.append(c.finding("LEC714", f"{model.key} ({model.describe()}): p95 latency {worst:,.0f} ms in suite "
                                            f"{suite_id} is above monitoring.latency_p95_alert_ms {alert:,.0f} ms",
                                  path))
+    return out
+
+
+# --------------------------------------------------------------------------- shadow
+
+
+def shadow_findings(c: LoadedConfig, shadow: Mapping[str, Any], shadow_name: str) -> list[Finding]:
+    """A shadow comparison (``llm-eval shadow -o``) allows the cutover only with decision
+    ``allow``; its green models should be what the config routes."""
+    out = []
+    path = ("routing",)
+    if shadow["decision"] == "block":
+        out.append(c.finding("LEC801", f"shadow comparison {shadow_name} blocks the cutover: "
+                                       f"{'; '.join(shadow.get('reasons') or ['green is worse than blue'])}", path))
+    elif shadow["decision"] == "insufficient":
+        out.append(c.finding("LEC802", f"shadow comparison {shadow_name} could not decide: "
+                                       f"{'; '.join(shadow.get('reasons') or ['too little data'])}", path))
+    green = [m for m in ((shadow.get("cost") or {}).get("green") or {}).get("models", []) if m != "(no model logged)"]
+    routed = {key.split(":", 1)[1] for key in routes_of(c).traffic()}
+    stray = sorted(m for m in green if m not in routed and m.split(":", 1)[-1] not in routed)
+    if stray and routed:
+        out.append(c.finding("LEC803", f"shadow comparison {shadow_name}: green ran {', '.join(stray)}, which the "
+                                       f"config does not route (routed: {', '.join(sorted(routed))})", path))
     return out
 
 
