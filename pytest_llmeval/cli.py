@@ -156,6 +156,16 @@ def _add_monitoring_commands(commands: Any) -> None:
     shadow.add_argument("--format", choices=("text", "json"), default="text")
     shadow.add_argument("-o", "--output", type=Path, help="also write the JSON document here (for llm-eval-check --shadow)")
 
+    cost = commands.add_parser("cost", help="daily spend by feature, model and segment from request logs, with the budget alert")
+    cost.add_argument("logs", nargs="+", type=Path, metavar="LOG", help="request logs (JSONL or Parquet)")
+    cost.add_argument("--config", type=Path, help="llmops-config.yaml: monitoring.daily_cost_budget and cost_alert_threshold")
+    cost.add_argument("--daily-budget", type=float, metavar="USD", help="daily cost budget (wins over --config)")
+    cost.add_argument("--alert-threshold", type=float, metavar="FRACTION",
+                      help="fraction of the budget that alerts (wins over --config; default 1)")
+    cost.add_argument("--report-only", action="store_true", help="print the spend without a budget (no alert checked)")
+    _add_price_options(cost)
+    cost.add_argument("--format", choices=("text", "json"), default="text")
+
 
 def _monitoring_config(path: Path | None) -> dict[str, Any]:
     """The config's ``monitoring`` block; ConfigError when the config is unusable or
@@ -294,7 +304,33 @@ def _shadow(args: argparse.Namespace) -> int:
     return {"allow": 0, "block": 1, "insufficient": 3}[doc["decision"]]
 
 
-_MONITORING_COMMANDS = {"history": _history, "shadow": _shadow}
+def _cost(args: argparse.Namespace) -> int:
+    import json
+    from itertools import chain
+
+    from .monitoring.cost import CostPolicy, analyse_costs, render_text
+    from .monitoring.logs import read_log
+
+    try:
+        monitoring = _monitoring_config(args.config)
+        budget = args.daily_budget if args.daily_budget is not None else monitoring.get("daily_cost_budget")
+        fraction = args.alert_threshold if args.alert_threshold is not None else monitoring.get("cost_alert_threshold", 1.0)
+        if budget is None and not args.report_only:
+            raise ConfigError("no daily budget: give --config with monitoring.daily_cost_budget or --daily-budget "
+                              "(or --report-only to print the spend without checking an alert)")
+        doc = analyse_costs(chain.from_iterable(read_log(p) for p in args.logs), _price_table(args),
+                            CostPolicy(budget, fraction))
+    except LLMEvalError as exc:
+        print(f"llm-eval cost: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
+    else:
+        sys.stdout.write(render_text(doc))
+    return 1 if doc["alerts"] else 0
+
+
+_MONITORING_COMMANDS = {"history": _history, "shadow": _shadow, "cost": _cost}
 
 
 if __name__ == "__main__":
