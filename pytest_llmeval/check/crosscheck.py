@@ -63,6 +63,8 @@ def dataset_matches(configured: str, recorded: str) -> bool:
     """Same dataset path: equal once normalised, or one is the other below a folder
     (the report records paths relative to pytest's rootdir, the config relative to its
     own folder)."""
+    if "://" in configured or "://" in recorded:  # a URI (s3://, https://...) names one object: equal or not
+        return configured.strip() == recorded.strip()
     a, b = _normal(configured), _normal(recorded)
     return a == b or a.endswith("/" + b) or b.endswith("/" + a)
 
@@ -227,6 +229,19 @@ def _fingerprint_findings(c: LoadedConfig, golden: str, gate_suites: list[Mappin
     if isinstance(configured, str) and configured:
         expected, source, path = configured, "eval_gates.golden_dataset_fingerprint", (
             "eval_gates", "golden_dataset_fingerprint")
+    elif "://" in golden:
+        if not gate_suites:
+            return []
+        from ..core.datasets import remote_fingerprint
+        from ..errors import DatasetError
+
+        try:
+            expected = remote_fingerprint(golden)
+        except DatasetError as exc:
+            return [c.finding("LEC717", f"eval_gates.golden_dataset: cannot read {golden} to verify the report's "
+                                        f"fingerprint ({exc.problem}); set golden_dataset_fingerprint to pin it",
+                              ("eval_gates", "golden_dataset"))]
+        source, path = f"the object at {golden} now", ("eval_gates", "golden_dataset")
     else:
         file = c.folder / golden
         try:

@@ -19,7 +19,7 @@ from ..gate.budgets import parse_budgets
 from ..models import Case, SuiteSpec
 from ..providers.config import ProviderConfig
 from ..scorers import BoundScorer, ScorerRegistry
-from .datasets import load_dataset
+from .datasets import is_remote, load_dataset, load_remote_dataset
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
 
@@ -55,6 +55,7 @@ def plan_suite(
     repeats_override: int | None,
     default_repeats: int = 1,
     ini_budgets: Mapping[str, float] | None = None,
+    dataset_cache: Path | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
     where = f"{suite_id}: @pytest.mark.llm_eval"
@@ -111,8 +112,11 @@ def plan_suite(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer, got {repeats!r}")
 
-    path = test_dir / dataset_arg
-    dataset = load_dataset(path, _display(path, rootdir))
+    if is_remote(dataset_arg):  # s3://, gs://, https://, file://: through fsspec, cached by fingerprint
+        dataset = load_remote_dataset(dataset_arg, dataset_cache or rootdir / ".llm-eval" / "datasets")
+    else:
+        path = test_dir / dataset_arg
+        dataset = load_dataset(path, _display(path, rootdir))
     spec = SuiteSpec(
         suite_id=suite_id,
         dataset=dataset.name,

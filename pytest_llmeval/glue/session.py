@@ -103,7 +103,7 @@ class EvalSession:
             plan = plan_suite(
                 suite_id, marker.args, marker.kwargs, metafunc.definition.path.parent, self.config.rootpath,
                 self.registry, ini_thresholds=self.settings.thresholds, repeats_override=self.settings.repeats, default_repeats=self.settings.default_repeats,
-                ini_budgets=self.settings.budgets,
+                ini_budgets=self.settings.budgets, dataset_cache=self.settings.dataset_cache,
             )
         except LLMEvalError as exc:
             raise pytest.Collector.CollectError(str(exc)) from None
