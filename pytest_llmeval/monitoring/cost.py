@@ -119,7 +119,8 @@ def analyse_costs(records: Iterable[LogRecord], prices: Any, policy: CostPolicy)
         a = item["attribution"]
         if a is not None:
             text += (f": most of the rise is feature {a['feature']} on {a['model']} ({_money(a['spend'])}, "
-                     f"{a['increase']:+,.2f} USD against its median day {_money(a['median_other_days'])})")
+                     f"{'+' if a['increase'] >= 0 else '-'}{_money(abs(a['increase']))} against its median day "
+                     f"{_money(a['median_other_days'])})")
         alerts.append(text)
     notes = []
     if unpriced:

@@ -250,7 +250,7 @@ def decide_cutover(pairs: Sequence[Pair], scorers: Sequence[Any], settings: Shad
     if blocked:
         decision = "block"
         reasons = reasons + [f"segment {s['segment']}: {r}" for s in blocked for r in s["reasons"]]
-    notes = [f"segment {s['segment']}: too few pairs to judge on its own ({'; '.join(s['reasons'])})"
+    notes = [f"segment {s['segment']}: too little evidence to judge on its own ({'; '.join(s['reasons'])})"
              for s in segments if s["decision"] == "insufficient"]
     unsegmented = sum(1 for s in segment_of.values() if s is None)
     if names and unsegmented:
