@@ -39,23 +39,3 @@ def _options(update: bool) -> dict:
     return {"alpha": 0.05, "max_drop": 0.02, "max_drop_by_metric": {}, "non_inferiority": False, "enforce_thresholds": True,
             "repeats": None, "default_repeats": 1, "update": update, "cache_mode": "off", "concurrency": 16,
             "output_chars": 1000}
-
-
-DOCS = Path(__file__).parent.parent / "docs" / "production.md"
-
-
-def docs_example(name: str) -> list[str]:
-    """The lines of the fenced block after ``<!-- example: NAME -->`` in docs/production.md
-    (a ``$ command`` line left out)."""
-    text = DOCS.read_text(encoding="utf-8")
-    block = text.split(f"<!-- example: {name} -->", 1)[1].split("```", 2)[1]
-    return [line for line in block.strip("\n").splitlines() if not line.startswith("$ ")]
-
-
-def assert_in_order(expected: list[str], output: str) -> None:
-    """Every expected line appears in the output, in this order (examples may be abridged)."""
-    lines = output.splitlines()
-    at = 0
-    for line in expected:
-        assert line in lines[at:], f"docs line not in the output (after line {at}): {line!r}\n{output}"
-        at = lines.index(line, at) + 1

@@ -128,12 +128,3 @@ def test_without_a_budget_the_monitor_refuses_to_say_all_is_well(tmp_path, capsy
     log = _write(tmp_path / "requests.jsonl", _log()[:10])
     assert main(["cost", str(log)]) == 2
     assert "no daily budget" in capsys.readouterr().err
-
-
-def test_the_docs_example_is_this_output(tmp_path, capsys, monkeypatch):
-    from history_docs import assert_in_order, docs_example
-
-    monkeypatch.chdir(tmp_path)
-    _write(tmp_path / "requests.jsonl", _log())
-    assert main(["cost", "requests.jsonl", "--daily-budget", "3.5", "--alert-threshold", "0.8"]) == 1
-    assert_in_order(docs_example("cost"), capsys.readouterr().out)

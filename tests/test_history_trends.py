@@ -165,15 +165,3 @@ def test_the_plot_is_written_as_svg_or_png(tmp_path, seeded_docs, capsys, suffix
     else:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     assert f"wrote the plot to {out}" in capsys.readouterr().out
-
-
-def test_the_docs_example_is_this_output(tmp_path, seeded_docs, capsys, monkeypatch):
-    from history_docs import assert_in_order, docs_example
-
-    docs, _ = seeded_docs
-    monkeypatch.chdir(tmp_path)
-    _seed(history_url("", tmp_path), docs)
-    (tmp_path / "llmops-config.yaml").write_text("monitoring:\n  quality_alert_threshold: -0.05\n"
-                                                 "  latency_p95_alert_ms: 3000\n")
-    assert main(["history", "--since", "12d", "--now", NOW, "--config", "llmops-config.yaml"]) == 1
-    assert_in_order(docs_example("history"), capsys.readouterr().out)

@@ -157,15 +157,3 @@ def test_a_shadow_document_that_is_not_one_is_unusable_for_the_checker(tmp_path,
     (tmp_path / "x.json").write_text('{"decision": "allow"}')
     assert check_main([str(config), "--shadow", str(tmp_path / "x.json")]) == 2
     assert "not a shadow comparison" in capsys.readouterr().err
-
-
-def test_the_docs_examples_are_this_output(tmp_path, capsys, monkeypatch):
-    from history_docs import assert_in_order, docs_example
-
-    monkeypatch.chdir(tmp_path)
-    _write(tmp_path / "shadow.jsonl", _records("enterprise"))
-    (tmp_path / "llmops-config.yaml").write_text(CONFIG)
-    assert main(["shadow", "shadow.jsonl", "--scorer", "exact_match", "-o", "shadow.json"]) == 1
-    assert_in_order(docs_example("shadow"), capsys.readouterr().out)
-    assert check_main(["llmops-config.yaml", "--shadow", "shadow.json"]) == 1
-    assert_in_order(docs_example("check"), capsys.readouterr().out)
