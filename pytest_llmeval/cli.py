@@ -10,6 +10,14 @@
 - ``llm-eval compare A B``: judge report B against report A with the gate's statistics.
   Exit codes: 0 B passes (no significant drop beyond the allowed one, thresholds met),
   1 it fails, 2 unusable input.
+- ``llm-eval history``: quality trend per suite and metric from the run history, with the
+  7-day moving average, the baseline and the monitoring alerts. Exit 0 no alert, 1 an
+  alert fired in the window, 2 unusable input (no database, bad config).
+- ``llm-eval shadow LOG [LOG]``: score blue/green outputs of logged traffic with the same
+  scorers and paired statistics; exit 0 the cutover may go ahead, 1 it is blocked,
+  3 too little data to decide, 2 unusable input.
+- ``llm-eval cost LOG``: daily spend by feature, model and segment from request logs;
+  exit 1 when a day passes ``cost_alert_threshold x daily_cost_budget``, 2 unusable input.
 """
 
 from __future__ import annotations
@@ -18,8 +26,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Sequence
 
-from .errors import LLMEvalError
+from .errors import ConfigError, LLMEvalError
 
 __all__ = ["main"]
 
@@ -47,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     prompts = commands.add_parser("prompts", help="list prompt versions and their blessed eval results")
     prompts.add_argument("--dir", type=Path, default=Path("prompts"), help="the prompt folder (default prompts)")
     prompts.add_argument("--log", type=Path, default=Path(".llm-eval/prompt-log.jsonl"), help="the prompt log")
+    _add_monitoring_commands(commands)
     return parser
 
 
@@ -60,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _html(args)
     if args.command == "compare":
         return _compare(args)
+    if args.command in _MONITORING_COMMANDS:
+        return _MONITORING_COMMANDS[args.command](args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
@@ -184,6 +196,221 @@ def _prompts(args: argparse.Namespace) -> int:
             line += f"  [{'; '.join(marks)}]"
         print(line)
     return 0
+
+
+# -- production monitoring: history, shadow, cost (pytest_llmeval.monitoring) -------------
+
+
+def _add_monitoring_commands(commands: Any) -> None:
+    history = commands.add_parser("history", help="quality trends and alerts from the run history")
+    history.add_argument("--db", help="history database URL or SQLite file (default: ini llm_eval_history in "
+                                      "pyproject.toml, else .llm-eval/history.sqlite)")
+    history.add_argument("--rootdir", type=Path, default=Path("."), help="the project root (default .)")
+    history.add_argument("--suite", help="only this suite id")
+    history.add_argument("--metric", help="only this metric")
+    history.add_argument("--since", default="30d", help="show and alert on this window: 30d, 12h, 2w or an ISO date "
+                                                        "(default 30d; the moving average also uses older runs)")
+    history.add_argument("--config", type=Path, help="llmops-config.yaml: monitoring.quality_alert_threshold and "
+                                                     "latency_p95_alert_ms")
+    history.add_argument("--quality-alert", type=float, metavar="REL", help="relative drop of the 7-day average that "
+                                                                            "alerts, e.g. -0.05 (wins over --config)")
+    history.add_argument("--latency-alert-ms", type=float, metavar="MS", help="p95 latency that alerts (wins over --config)")
+    history.add_argument("--format", choices=("text", "json"), default="text")
+    history.add_argument("--plot", type=Path, metavar="FILE", help="also draw the trend to FILE (.svg or .png)")
+    history.add_argument("--now", help=argparse.SUPPRESS)  # tests: the clock --since counts back from
+
+    shadow = commands.add_parser("shadow", help="blue/green comparison of logged traffic: may green take over?")
+    shadow.add_argument("logs", nargs="+", type=Path, metavar="LOG",
+                        help="one log whose records carry variant: blue|green, or two logs: blue's, then green's "
+                             "(JSONL or Parquet; joined by request_id)")
+    shadow.add_argument("--scorer", action="append", required=True, metavar="NAME[=JSON]",
+                        help="a scorer both outputs are scored with (repeatable), with options as JSON: "
+                             "--scorer 'regex={\"pattern\": \"^ok\"}'")
+    shadow.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    shadow.add_argument("--max-drop", type=float, default=0.02, help="allowed drop of green against blue (default 0.02)")
+    shadow.add_argument("--min-pairs", type=int, default=30, help="fewer pairs decide nothing (default 30)")
+    shadow.add_argument("--sample", type=float, default=1.0, metavar="FRACTION",
+                        help="score this share of the pairs, chosen by a hash of the request id (default 1)")
+    shadow.add_argument("--max-pairs", type=int, metavar="N", help="score at most N pairs (the same N on every rerun)")
+    _add_price_options(shadow)
+    shadow.add_argument("--format", choices=("text", "json"), default="text")
+    shadow.add_argument("-o", "--output", type=Path, help="also write the JSON document here (for llm-eval-check --shadow)")
+
+    cost = commands.add_parser("cost", help="daily spend by feature, model and segment from request logs, with the budget alert")
+    cost.add_argument("logs", nargs="+", type=Path, metavar="LOG", help="request logs (JSONL or Parquet)")
+    cost.add_argument("--config", type=Path, help="llmops-config.yaml: monitoring.daily_cost_budget and cost_alert_threshold")
+    cost.add_argument("--daily-budget", type=float, metavar="USD", help="daily cost budget (wins over --config)")
+    cost.add_argument("--alert-threshold", type=float, metavar="FRACTION",
+                      help="fraction of the budget that alerts (wins over --config; default 1)")
+    cost.add_argument("--report-only", action="store_true", help="print the spend without a budget (no alert checked)")
+    _add_price_options(cost)
+    cost.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _monitoring_config(path: Path | None) -> dict[str, Any]:
+    """The config's ``monitoring`` block; ConfigError when the config is unusable or
+    has a blocking finding there."""
+    if path is None:
+        return {}
+    from .check import config_only_findings, load_config
+
+    config = load_config(path)
+    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] == "monitoring"]
+    if bad:
+        raise ConfigError("; ".join(str(f) for f in bad))
+    block = config.get("monitoring")
+    return dict(block) if isinstance(block, dict) else {}
+
+
+def _ini_value(root: Path, key: str) -> str:
+    """``[tool.pytest.ini_options]`` of ``root/pyproject.toml`` (empty when absent; a list
+    is read as lines, as pytest reads a linelist key)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{root / 'pyproject.toml'}: {exc}") from None
+    value = data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get(key, "")
+    return "\n".join(map(str, value)) if isinstance(value, list) else str(value).strip()
+
+
+def _history(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime, timezone
+
+    from .monitoring.history import HistoryStore, history_url
+    from .monitoring.trends import AlertPolicy, build_trends, parse_since, plot, render_text
+
+    try:
+        root = args.rootdir.resolve()
+        value = args.db if args.db is not None else _ini_value(root, "llm_eval_history")
+        url = history_url("" if value == "default" else value, Path.cwd() if args.db is not None else root)
+        monitoring = _monitoring_config(args.config)
+        policy = AlertPolicy(
+            quality_alert_threshold=args.quality_alert if args.quality_alert is not None
+            else monitoring.get("quality_alert_threshold"),
+            latency_p95_alert_ms=args.latency_alert_ms if args.latency_alert_ms is not None
+            else monitoring.get("latency_p95_alert_ms"),
+        )
+        now = datetime.fromisoformat(args.now) if args.now else datetime.now(timezone.utc).replace(tzinfo=None)
+        since = parse_since(args.since, now)
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            raise ConfigError(f"no run history at {url.removeprefix('sqlite:///')}: record runs with "
+                              "pytest --llm-eval --llm-eval-history (or pass --db)")
+        with HistoryStore(url) as store:
+            report = build_trends(store.metric_points(suite=args.suite, metric=args.metric),
+                                  store.latency_points(suite=args.suite),
+                                  policy, since)
+        if args.plot is not None:
+            plot(report, args.plot)
+    except LLMEvalError as exc:
+        print(f"llm-eval history: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True, allow_nan=False))
+    else:
+        sys.stdout.write(render_text(report))
+        if args.plot is not None:
+            print(f"wrote the plot to {args.plot}")
+    return report.exit_code
+
+
+def _add_price_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--price-file", type=Path, help="YAML price file (models: {name: {input: .., output: ..}}); "
+                                                        "default: ini llm_eval_price_file and llm_eval_prices")
+    parser.add_argument("--rootdir", type=Path, default=Path("."), help="the project root whose pyproject.toml holds "
+                                                                       "the ini prices (default .)")
+
+
+def _price_table(args: argparse.Namespace) -> Any:
+    """The built-in prices with the project's ini overrides and --price-file over them."""
+    from .providers.pricing import PriceTable, load_price_file, parse_price_lines
+
+    root = args.rootdir.resolve()
+    lines = _ini_value(root, "llm_eval_prices")
+    overrides = parse_price_lines([x for x in lines.splitlines() if x.strip()], "ini llm_eval_prices") if lines else {}
+    ini_file = _ini_value(root, "llm_eval_price_file")
+    price_file = args.price_file or (root / ini_file if ini_file else None)
+    if price_file is not None:
+        overrides = {**overrides, **load_price_file(price_file)}
+    return PriceTable.default().with_overrides(overrides)
+
+
+def _bound_scorers(entries: Sequence[str]) -> list[Any]:
+    import json
+
+    from .scorers import default_registry
+
+    parsed: list[Any] = []
+    for entry in entries:
+        name, sep, options = entry.partition("=")
+        if not sep:
+            parsed.append(name)
+            continue
+        try:
+            value = json.loads(options)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--scorer {entry}: options are not JSON: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"--scorer {entry}: options must be a JSON object")
+        parsed.append((name, value))
+    return default_registry().bind(parsed)
+
+
+def _shadow(args: argparse.Namespace) -> int:
+    import json
+
+    from .fileio import write_atomic
+    from .monitoring.shadow import ShadowSettings, decide_cutover, load_pairs, render_text
+
+    try:
+        settings = ShadowSettings(alpha=args.alpha, max_drop=args.max_drop, min_pairs=args.min_pairs,
+                                  sample=args.sample, max_pairs=args.max_pairs)
+        scorers = _bound_scorers(args.scorer)
+        prices = _price_table(args)
+        pairs, left_out = load_pairs(args.logs, settings)
+        doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
+                             logs=[str(p) for p in args.logs])
+    except LLMEvalError as exc:
+        print(f"llm-eval shadow: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    if args.output is not None:
+        write_atomic(args.output, text)
+    sys.stdout.write(text if args.format == "json" else render_text(doc))
+    return {"allow": 0, "block": 1, "insufficient": 3}[doc["decision"]]
+
+
+def _cost(args: argparse.Namespace) -> int:
+    import json
+    from itertools import chain
+
+    from .monitoring.cost import CostPolicy, analyse_costs, render_text
+    from .monitoring.logs import read_log
+
+    try:
+        monitoring = _monitoring_config(args.config)
+        budget = args.daily_budget if args.daily_budget is not None else monitoring.get("daily_cost_budget")
+        fraction = args.alert_threshold if args.alert_threshold is not None else monitoring.get("cost_alert_threshold", 1.0)
+        if budget is None and not args.report_only:
+            raise ConfigError("no daily budget: give --config with monitoring.daily_cost_budget or --daily-budget "
+                              "(or --report-only to print the spend without checking an alert)")
+        doc = analyse_costs(chain.from_iterable(read_log(p) for p in args.logs), _price_table(args),
+                            CostPolicy(budget, fraction))
+    except LLMEvalError as exc:
+        print(f"llm-eval cost: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
+    else:
+        sys.stdout.write(render_text(doc))
+    return 1 if doc["alerts"] else 0
+
+
+_MONITORING_COMMANDS = {"history": _history, "shadow": _shadow, "cost": _cost}
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ except ImportError:
 # tests reach nothing but loopback.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "postgres_server"]
 
 REPORT_NAME = ".llm-eval-report.json"
 

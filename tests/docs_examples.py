@@ -592,6 +592,89 @@ def _gate_calibration(runs: Runs) -> str:
     return "\n".join(line for line in section(out, r"^gate: exact", r"^every cell within").splitlines()
                      if not line.startswith("finished in"))
 
+# -- docs/production.md: the monitoring commands, run in-process on seeded data ------------
+
+
+def _cli(folder: Path, main: Callable[[list[str]], int], *args: str) -> str:
+    """stdout+stderr of a console-script ``main(args)`` run in ``folder``."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            main(list(args))
+    finally:
+        os.chdir(before)
+    return out.getvalue()
+
+
+@recipe("production-history")
+def _production_history(runs: Runs) -> str:
+    """The history acceptance scenario (a 6% drop from day 20, a latency spike on day 28), abridged."""
+    import random
+    from datetime import timedelta
+
+    import test_history_trends as trends
+    from history_docs import judged_report
+    from pytest_llmeval.cli import main
+    from pytest_llmeval.monitoring.history import HistoryStore, history_url
+
+    folder = runs.root / "production-history"
+    folder.mkdir(exist_ok=True)
+    judged_report(folder / "b", trends.DAY1 - timedelta(days=1), trends.BASELINE_PASSES, n=trends.N, update=True)
+    rng = random.Random(20)
+    with HistoryStore(history_url("", folder)) as store:
+        for k in range(30):
+            passes = (trends.DROPPED_PASSES if k >= 19 else trends.BASELINE_PASSES) + rng.randint(-2, 2)
+            store.record(judged_report(folder / "b", trends.DAY1 + timedelta(days=k), passes, n=trends.N,
+                                       latency_ms=900.0 if k != 27 else 3400.0))
+    (folder / "llmops-config.yaml").write_text("monitoring:\n  quality_alert_threshold: -0.05\n  latency_p95_alert_ms: 3000\n")
+    out = _cli(folder, main, "history", "--since", "12d", "--now", trends.NOW, "--config", "llmops-config.yaml")
+    lines = out.splitlines()
+    return "\n".join(lines[:14] + lines[27:])
+
+
+def _shadow_folder(runs: Runs) -> Path:
+    import test_shadow
+
+    folder = runs.root / "production-shadow"
+    if not folder.exists():
+        folder.mkdir()
+        test_shadow._write(folder / "shadow.jsonl", test_shadow._records("enterprise"))
+        (folder / "llmops-config.yaml").write_text(test_shadow.CONFIG)
+    return folder
+
+
+@recipe("production-shadow")
+def _production_shadow(runs: Runs) -> str:
+    from pytest_llmeval.cli import main
+
+    return _cli(_shadow_folder(runs), main, "shadow", "shadow.jsonl", "--scorer", "exact_match", "-o", "shadow.json")
+
+
+@recipe("production-check")
+def _production_check(runs: Runs) -> str:
+    from pytest_llmeval.check.cli import main
+
+    _production_shadow(runs)
+    return _cli(_shadow_folder(runs), main, "llmops-config.yaml", "--shadow", "shadow.json")
+
+
+@recipe("production-cost")
+def _production_cost(runs: Runs) -> str:
+    """One feature tripling its output tokens on one day, abridged to that day and the alert."""
+    import test_cost_monitor
+    from pytest_llmeval.cli import main
+
+    folder = runs.root / "production-cost"
+    folder.mkdir(exist_ok=True)
+    test_cost_monitor._write(folder / "requests.jsonl", test_cost_monitor._log())
+    out = _cli(folder, main, "cost", "requests.jsonl", "--daily-budget", "3.5", "--alert-threshold", "0.8")
+    return section(out, r"^2026-05-05 ", r"^  segment:") + "\n" + section(out, r"^1 alert")
+
 
 EXAMPLE_NAMES = sorted(RECIPES)
 

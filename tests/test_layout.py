@@ -28,9 +28,10 @@ LAYERS: dict[str, int] = {
     "gate": 3,
     "core": 4,
     "reporting": 5,
-    "check": 6,
-    "glue": 7,
-    "plugin": 8, "hookspecs": 8, "cli": 8, "__init__": 8,
+    "monitoring": 6,
+    "check": 7,
+    "glue": 8,
+    "plugin": 9, "hookspecs": 9, "cli": 9, "__init__": 9,
 }
 PYTEST_IMPORTERS = {"glue", "plugin", "hookspecs"}
 

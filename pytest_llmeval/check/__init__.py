@@ -38,20 +38,25 @@ def config_only_findings(config: LoadedConfig) -> list[Finding]:
 
 
 def check_loaded(config: LoadedConfig, report: Mapping[str, Any] | None = None, report_name: str | None = None,
-                 prompt_log: Path | None = None) -> CheckResult:
-    """Every check of a loaded config, and of a loaded (validated) report when given."""
-    from .crosscheck import prompt_findings, report_findings
+                 prompt_log: Path | None = None, shadow: Mapping[str, Any] | None = None,
+                 shadow_name: str | None = None) -> CheckResult:
+    """Every check of a loaded config, and of a loaded (validated) report and shadow
+    comparison when given."""
+    from .crosscheck import prompt_findings, report_findings, shadow_findings
 
     findings = config_only_findings(config)
     findings += prompt_findings(config, report, prompt_log)
     if report is not None:
         findings += report_findings(config, report, report_name or "the report")
+    if shadow is not None:
+        findings += shadow_findings(config, shadow, shadow_name or "the shadow comparison")
     return CheckResult(config.file, report_name, sort_findings(findings))
 
 
 def check(config_path: str | Path, report_path: str | Path | None = None,
-          prompt_log: str | Path | None = None) -> CheckResult:
-    """Check a config file (and a report file). Raises ConfigLoadError or
+          prompt_log: str | Path | None = None, shadow_path: str | Path | None = None) -> CheckResult:
+    """Check a config file (and a report file, and a shadow comparison written by
+    ``llm-eval shadow -o``). Raises ConfigLoadError, LogError or
     :class:`~pytest_llmeval.reporting.report.ReportError` for unusable input (exit 2)."""
     config = load_config(config_path)
     report = None
@@ -59,5 +64,11 @@ def check(config_path: str | Path, report_path: str | Path | None = None,
         from ..reporting.report import load_report
 
         report = load_report(Path(report_path))
+    shadow = None
+    if shadow_path is not None:
+        from ..monitoring.shadow import load_shadow_document
+
+        shadow = load_shadow_document(Path(shadow_path))
     return check_loaded(config, report, None if report_path is None else str(report_path),
-                        None if prompt_log is None else Path(prompt_log))
+                        None if prompt_log is None else Path(prompt_log), shadow,
+                        None if shadow_path is None else str(shadow_path))

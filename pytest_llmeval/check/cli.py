@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                     "with --canary: 0 promote, 1 roll back, 3 hold, 2 unusable input.")
     parser.add_argument("config", type=Path, help="the llmops-config.yaml")
     parser.add_argument("--report", type=Path, help="JSON report written by pytest --llm-eval-report")
+    parser.add_argument("--shadow", type=Path, help="shadow comparison written by `llm-eval shadow -o FILE`: the "
+                                                    "cutover ships only when it allows it")
     parser.add_argument("--format", choices=("text", "json", "junit"), default="text", help="output format (default text)")
     parser.add_argument("-o", "--output", type=Path,
                         help="write the chosen format to this file (stdout then shows the text form)")
@@ -83,7 +85,7 @@ def _check(args: argparse.Namespace) -> int:
     from .findings import render_json, render_junit, render_text
 
     try:
-        result = check(args.config, args.report, args.prompt_log)
+        result = check(args.config, args.report, args.prompt_log, args.shadow)
     except LLMEvalError as exc:
         return _unusable(str(exc))
     render = {"text": render_text, "json": render_json, "junit": render_junit}[args.format]

@@ -35,6 +35,7 @@ __all__ = [
     "file_fingerprint",
     "prompt_findings",
     "report_findings",
+    "shadow_findings",
     "suite_failures",
 ]
 
@@ -62,6 +63,8 @@ def dataset_matches(configured: str, recorded: str) -> bool:
     """Same dataset path: equal once normalised, or one is the other below a folder
     (the report records paths relative to pytest's rootdir, the config relative to its
     own folder)."""
+    if "://" in configured or "://" in recorded:  # a URI (s3://, https://...) names one object: equal or not
+        return configured.strip() == recorded.strip()
     a, b = _normal(configured), _normal(recorded)
     return a == b or a.endswith("/" + b) or b.endswith("/" + a)
 
@@ -230,6 +233,19 @@ def _fingerprint_findings(c: LoadedConfig, golden: str, gate_suites: list[Mappin
     if isinstance(configured, str) and configured:
         expected, source, path = configured, "eval_gates.golden_dataset_fingerprint", (
             "eval_gates", "golden_dataset_fingerprint")
+    elif "://" in golden:
+        if not gate_suites:
+            return []
+        from ..core.datasets import remote_fingerprint
+        from ..errors import DatasetError
+
+        try:
+            expected = remote_fingerprint(golden)
+        except DatasetError as exc:
+            return [c.finding("LEC717", f"eval_gates.golden_dataset: cannot read {golden} to verify the report's "
+                                        f"fingerprint ({exc.problem}); set golden_dataset_fingerprint to pin it",
+                              ("eval_gates", "golden_dataset"))]
+        source, path = f"the object at {golden} now", ("eval_gates", "golden_dataset")
     else:
         file = c.folder / golden
         try:
@@ -424,6 +440,29 @@ def _latency_findings(c: LoadedConfig, models: list[_Model]) -> list[Finding]:
             out.append(c.finding("LEC714", f"{model.key} ({model.describe()}): p95 latency {worst:,.0f} ms in suite "
                                            f"{suite_id} is above monitoring.latency_p95_alert_ms {alert:,.0f} ms",
                                  path))
+    return out
+
+
+# --------------------------------------------------------------------------- shadow
+
+
+def shadow_findings(c: LoadedConfig, shadow: Mapping[str, Any], shadow_name: str) -> list[Finding]:
+    """A shadow comparison (``llm-eval shadow -o``) allows the cutover only with decision
+    ``allow``; its green models should be what the config routes."""
+    out = []
+    path = ("routing",)
+    if shadow["decision"] == "block":
+        out.append(c.finding("LEC801", f"shadow comparison {shadow_name} blocks the cutover: "
+                                       f"{'; '.join(shadow.get('reasons') or ['green is worse than blue'])}", path))
+    elif shadow["decision"] == "insufficient":
+        out.append(c.finding("LEC802", f"shadow comparison {shadow_name} could not decide: "
+                                       f"{'; '.join(shadow.get('reasons') or ['too little data'])}", path))
+    green = [m for m in ((shadow.get("cost") or {}).get("green") or {}).get("models", []) if m != "(no model logged)"]
+    routed = {key.split(":", 1)[1] for key in routes_of(c).traffic()}
+    stray = sorted(m for m in green if m not in routed and m.split(":", 1)[-1] not in routed)
+    if stray and routed:
+        out.append(c.finding("LEC803", f"shadow comparison {shadow_name}: green ran {', '.join(stray)}, which the "
+                                       f"config does not route (routed: {', '.join(sorted(routed))})", path))
     return out
 
 

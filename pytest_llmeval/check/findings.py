@@ -101,6 +101,10 @@ CODES: Mapping[str, tuple[str, str]] = {
     "LEC715": (WARNING, "a routed model's latency is unknown"),
     "LEC716": (ERROR, "a suite on the golden dataset failed its gate"),
     "LEC717": (WARNING, "the golden dataset file is not next to the config: fingerprint not verified"),
+    # shadow / blue-green comparison (llm-eval shadow -o FILE, checked with --shadow FILE)
+    "LEC801": (ERROR, "the shadow comparison blocks the cutover: green is worse than blue"),
+    "LEC802": (ERROR, "the shadow comparison could not decide (too few pairs or too little power)"),
+    "LEC803": (WARNING, "the shadow's green model is not routed by the config"),
 }
 
 

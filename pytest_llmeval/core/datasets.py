@@ -28,7 +28,7 @@ from ..models import Case
 from ..validation import JSONProblem, loads_strict
 from .yamlrows import Written, yaml_rows
 
-__all__ = ["Dataset", "ROW_FIELDS", "SUFFIXES", "load_dataset"]
+__all__ = ["Dataset", "ROW_FIELDS", "SUFFIXES", "is_remote", "load_dataset", "load_remote_dataset", "remote_fingerprint"]
 
 ROW_FIELDS = ("id", "inputs", "expected", "expected_answer", "context", "tags", "must_pass", "metadata")
 SUFFIXES = (".jsonl", ".yaml", ".yml", ".csv")
@@ -247,3 +247,126 @@ def _as_text(value: Any) -> Any:
 
 def _is_str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+# -- remote datasets: s3://, gs://, https://, file:// through fsspec -------------------------
+
+REMOTE_SCHEMES = ("s3", "gs", "gcs", "http", "https", "file", "az", "abfs")
+MAX_REMOTE_BYTES = 512 * 1024 * 1024
+_REMOTE_HINT = {"s3": "pytest-llmeval[s3]", "gs": "pytest-llmeval[gcs]", "gcs": "pytest-llmeval[gcs]"}
+
+
+def is_remote(dataset: object) -> bool:
+    """Whether a marker's ``dataset=`` is a URL fsspec should read (``scheme://...``)."""
+    return isinstance(dataset, str) and dataset.split("://", 1)[0].lower() in REMOTE_SCHEMES and "://" in dataset
+
+
+def _remote_suffix(uri: str) -> str:
+    path = uri.split("://", 1)[1].split("?", 1)[0].split("#", 1)[0]
+    return Path(path).suffix.lower()
+
+
+def _open_remote(uri: str) -> tuple[Any, str]:
+    """(filesystem, path) for ``uri``; DatasetError naming the extra when fsspec or the
+    scheme's backend is not installed."""
+    scheme = uri.split("://", 1)[0].lower()
+    try:
+        import fsspec
+    except ImportError:
+        raise DatasetError(uri, None, None, f"remote datasets need fsspec: pip install '{_REMOTE_HINT.get(scheme, 'pytest-llmeval[s3]')}'") from None
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise DatasetError(uri, None, None, f"cannot open {scheme}:// ({exc}); install {_REMOTE_HINT.get(scheme, 'its fsspec backend')}") from None
+    return fs, path
+
+
+def _version_token(fs: Any, path: str) -> str | None:
+    """What the store says identifies this version of the object (ETag, generation, md5),
+    when it says anything; None: download to know."""
+    try:
+        fs.invalidate_cache(path)
+        info = fs.info(path)
+    except Exception:  # the download below reports a missing object with its own message
+        return None
+    for key in ("ETag", "etag", "md5Hash", "generation", "checksum", "mtime"):
+        value = info.get(key)
+        if value:
+            return f"{key}:{value}:{info.get('size')}"
+    return None
+
+
+def remote_fingerprint(uri: str) -> str:
+    """``sha256:<hex>`` of the remote object's bytes (downloaded); DatasetError otherwise."""
+    return "sha256:" + hashlib.sha256(_fetch(uri)).hexdigest()
+
+
+def _fetch(uri: str) -> bytes:
+    fs, path = _open_remote(uri)
+    try:
+        with fs.open(path, "rb") as handle:
+            data = handle.read(MAX_REMOTE_BYTES + 1)
+    except FileNotFoundError:
+        raise DatasetError(uri, None, None, "remote dataset not found") from None
+    except PermissionError as exc:
+        raise DatasetError(uri, None, None, f"access denied: {exc}") from None
+    except Exception as exc:  # network and backend errors of any fsspec implementation
+        raise DatasetError(uri, None, None, f"cannot download the dataset: {type(exc).__name__}: {exc}") from None
+    if len(data) > MAX_REMOTE_BYTES:
+        raise DatasetError(uri, None, None, f"larger than {MAX_REMOTE_BYTES // 2**20} MiB")
+    return data
+
+
+def load_remote_dataset(uri: str, cache_dir: Path) -> Dataset:
+    """Read a dataset from object storage or a URL through fsspec, keeping a copy under
+    ``cache_dir`` named by its content fingerprint.
+
+    When the store names the object's version (S3/GCS ETag, a file's mtime and size) and
+    the cache holds the copy fetched for that version, the copy is read without a
+    download; otherwise the object is downloaded. ``Dataset.name`` is the URI and
+    ``Dataset.fingerprint`` the sha256 of the bytes, as for a local file, so reports and
+    baselines pin the exact version that ran. Credentials and endpoints come from the
+    backend's usual configuration (``AWS_*`` variables, ``AWS_ENDPOINT_URL_S3``,
+    ``FSSPEC_S3`` JSON...); none is ever written to the cache or a report.
+    Raises DatasetError naming the URI."""
+    suffix = _remote_suffix(uri)
+    if suffix not in SUFFIXES:
+        raise DatasetError(uri, None, None, f"unsupported dataset format {suffix or '(none)'!r}; use one of {', '.join(SUFFIXES)}")
+    cache_dir = Path(cache_dir)
+    index_path = cache_dir / ("index-" + hashlib.sha256(uri.encode("utf-8")).hexdigest()[:24] + ".json")
+    fs, path = _open_remote(uri)
+    token = _version_token(fs, path)
+    cached = _cached_copy(index_path, uri, token, cache_dir, suffix)
+    if cached is not None:
+        return load_dataset(cached, name=uri)
+    data = _fetch(uri)
+    fingerprint = "sha256:" + hashlib.sha256(data).hexdigest()
+    copy = cache_dir / f"{fingerprint.split(':', 1)[1]}{suffix}"
+    from ..fileio import write_atomic
+
+    try:
+        text = data.decode("utf-8")  # written back byte for byte (write_atomic translates no newline)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(uri, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    write_atomic(copy, text)  # also replaces a copy that no longer matches its name
+    if token is not None:
+        write_atomic(index_path, json.dumps({"uri": uri, "token": token, "fingerprint": fingerprint}))
+    return load_dataset(copy, name=uri)
+
+
+def _cached_copy(index_path: Path, uri: str, token: str | None, cache_dir: Path, suffix: str) -> Path | None:
+    if token is None:
+        return None
+    try:
+        entry = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(entry, dict) or entry.get("uri") != uri or entry.get("token") != token:
+        return None
+    fingerprint = str(entry.get("fingerprint", ""))
+    copy = cache_dir / f"{fingerprint.removeprefix('sha256:')}{suffix}"
+    try:  # a copy that was tampered with or truncated is not used
+        ok = "sha256:" + hashlib.sha256(copy.read_bytes()).hexdigest() == fingerprint
+    except OSError:
+        return None
+    return copy if ok else None

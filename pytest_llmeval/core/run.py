@@ -86,7 +86,8 @@ class SuiteOutcome:
                 if before != after:
                     notes.append(f"prompt {name} {','.join(before) or '(none)'} -> {','.join(after) or '(none)'} since the baseline")
         if self.fingerprint_changed:
-            notes.append("dataset changed since the baseline: only cases with the same id and content are compared")
+            notes.append(f"dataset changed since the baseline: {len(self.new_cases)} row(s) added, {len(self.changed_cases)} "
+                         f"changed, {len(self.missing_cases)} removed; only cases with the same id and content are compared")
         counts = [(self.new_cases, "new since the baseline"), (self.missing_cases, "in the baseline but not in this run"),
                   (self.changed_cases, "changed content since the baseline (not compared)")]
         for cases, what in counts:

@@ -19,7 +19,7 @@ from ..gate.budgets import parse_budgets
 from ..models import Case, SuiteSpec
 from ..providers.config import ProviderConfig
 from ..scorers import BoundScorer, ScorerRegistry
-from .datasets import load_dataset
+from .datasets import is_remote, load_dataset, load_remote_dataset
 from .variants import VARIANT_MARKER_ARGS, RunVariants, Variant, suite_variants
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
@@ -66,6 +66,7 @@ def plan_suite(
     ini_budgets: Mapping[str, float] | None = None,
     run_variants: RunVariants | None = None,
     prompt_lookup: Callable[[str], tuple[str, str | None]] | None = None,
+    dataset_cache: Path | None = None,
 ) -> SuitePlan:
     """Validate the marker, load the dataset, bind the scorers. Raises LLMEvalError subclasses."""
     where = f"{suite_id}: @pytest.mark.llm_eval"
@@ -130,8 +131,11 @@ def plan_suite(
 
     variant_spec, variants = suite_variants(where, kwargs, target, run_variants or RunVariants(), prompt_lookup)
 
-    path = test_dir / dataset_arg
-    dataset = load_dataset(path, _display(path, rootdir))
+    if is_remote(dataset_arg):  # s3://, gs://, https://, file://: through fsspec, cached by fingerprint
+        dataset = load_remote_dataset(dataset_arg, dataset_cache or rootdir / ".llm-eval" / "datasets")
+    else:
+        path = test_dir / dataset_arg
+        dataset = load_dataset(path, _display(path, rootdir))
     clash = sorted({k for v in variants.values() for k in v.kwargs} & {k for case in dataset.cases for k in case.inputs})
     if clash:
         raise ConfigError(f"{where}: variant setting(s) {', '.join(clash)} are also dataset inputs: rename one "

@@ -39,6 +39,8 @@ DEFAULT_OUTPUT_CHARS = 1000
 DEFAULT_BASELINE_OUTPUT_CHARS = 500
 DEFAULT_REVIEW_FILE = ".llm-eval/reviews.jsonl"
 PROGRESS_MODES = ("auto", "on", "off")
+DEFAULT_DATASET_CACHE = ".llm-eval/datasets"
+HISTORY_DEFAULT = "default"  # --llm-eval-history without a URL: .llm-eval/history.sqlite
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class Settings:
     review_file: Path = Path(DEFAULT_REVIEW_FILE)
     review_override: bool = False
     progress: str = "auto"
+    history: str | None = None  # SQLAlchemy URL of the run history (None: not recorded)
+    history_cases: bool = False
+    dataset_cache: Path = Path(DEFAULT_DATASET_CACHE)
 
     def result_options(self) -> dict[str, Any]:
         """The options recorded in the report; merging refuses shards that differ in the
@@ -176,6 +181,13 @@ def add_options(parser: Any) -> None:
                     help="a reviewer's verdict in the review file decides the case's outcome (ini llm_eval_review_override)")
     group.addoption("--llm-eval-progress", type=_progress, dest="llm_eval_progress", metavar="MODE",
                     help="live progress line per suite: auto (on a terminal outside CI), on, off (ini llm_eval_progress)")
+    group.addoption("--llm-eval-history", nargs="?", const=HISTORY_DEFAULT, dest="llm_eval_history", metavar="URL",
+                    help="record this run in the run history: a database URL (postgresql://...), a SQLite file, or "
+                         "nothing for .llm-eval/history.sqlite (ini llm_eval_history; needs the history extra)")
+    parser.addini("llm_eval_history", default="", help="run history: database URL or SQLite file, or 'default' for "
+                                                         ".llm-eval/history.sqlite (empty: not recorded)")
+    parser.addini("llm_eval_history_cases", type="bool", default=False, help="also store every case's scores in the run history")
+    parser.addini("llm_eval_dataset_cache", default=DEFAULT_DATASET_CACHE, help="folder (relative to rootdir) caching remote datasets (s3://, gs://, https://)")
     parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
     parser.addini("llm_eval_html", default="", help="path of the HTML report (relative to rootdir)")
     parser.addini("llm_eval_baseline_output_chars", default=str(DEFAULT_BASELINE_OUTPUT_CHARS), help="outputs kept per case in the baseline, for diffs and review flags (0: none)")
@@ -308,6 +320,9 @@ def resolve(config: Any) -> Settings:
         review_file=root / config.getini("llm_eval_review_file"),
         review_override=bool(option.llm_eval_review_override or config.getini("llm_eval_review_override")),
         progress=option.llm_eval_progress or _ini(config, "llm_eval_progress", _progress),
+        history=_history(option.llm_eval_history, config.getini("llm_eval_history"), root),
+        history_cases=bool(config.getini("llm_eval_history_cases")),
+        dataset_cache=root / config.getini("llm_eval_dataset_cache"),
     )
 
 
@@ -322,6 +337,19 @@ def _sequential_design(config: Any) -> SequentialDesign:
         return SequentialDesign(max_rounds, boundary, rerun)
     except ValueError as exc:
         raise ConfigError(f"ini llm_eval_auto_*: {exc}") from None
+
+
+def _history(cli: str | None, ini: str, root: Path) -> str | None:
+    """The history's SQLAlchemy URL: the flag's value, else the ini's ('default' or a bare
+    flag: the SQLite file under rootdir's .llm-eval/); None when history is off."""
+    from ..monitoring.history import history_url
+
+    value = cli if cli is not None else str(ini).strip()
+    if not value:
+        return None
+    if value == HISTORY_DEFAULT:
+        return history_url("", root)
+    return history_url(value, Path.cwd() if cli is not None else root)  # as _output_path does
 
 
 def _output_path(cli: str | None, ini: str, root: Path) -> Path | None:

@@ -104,6 +104,11 @@ class EvalSession:
             config.pluginmanager.register(PytestHtmlSummary(config, self._document, settings.html), "llmeval-pytest-html")
         if settings.html is not None:
             require_jinja2()  # before any model is paid for
+        self.history = None
+        if settings.history is not None and not self.is_worker:
+            from .history import HistoryOutput
+
+            self.history = HistoryOutput(settings.history, settings.history_cases)
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -129,7 +134,7 @@ class EvalSession:
                 suite_id, marker.args, marker.kwargs, metafunc.definition.path.parent, self.config.rootpath,
                 self.registry, ini_thresholds=self.settings.thresholds, repeats_override=self.settings.repeats, default_repeats=self.settings.default_repeats,
                 ini_budgets=self.settings.budgets,
-                run_variants=self.settings.variants, prompt_lookup=self._prompt_version,
+                run_variants=self.settings.variants, prompt_lookup=self._prompt_version, dataset_cache=self.settings.dataset_cache,
             )
         except LLMEvalError as exc:
             raise pytest.Collector.CollectError(str(exc)) from None
@@ -383,11 +388,15 @@ class EvalSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Replace the in-progress report with the finished one, complete only if every
         phase ran to its end."""
-        if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.settings.html is None):
+        if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.settings.html is None
+                               and self.history is None):
             return
         try:
             self.progress.enter("report")
-            self.progress.write_final(self._final_report(session))
+            doc = self._final_report(session)
+            self.progress.write_final(doc)
+            if self.history is not None:
+                self.history.write(doc)  # records complete runs only
         except KeyboardInterrupt:  # Ctrl-C while writing: the report says so rather than the run crashing here
             self.incomplete = self.progress.stopped_reason("interrupted (KeyboardInterrupt)")
             self.progress.finished = False
@@ -442,12 +451,16 @@ class EvalSession:
                 terminalreporter.write_line(redact(line))
         if self.settings.html is not None:
             terminalreporter.write_line(f"llm-eval HTML report: {self.settings.html}")
+        if self.history is not None and self.history.line:
+            terminalreporter.write_line(self.history.line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._close_runners()
         from ..providers import capture
 
         capture.disable()
+        if self.history is not None:
+            self.history.close()
         for name in ("llmeval-score-words", "llmeval-progress", "llmeval-pytest-html"):
             plugin = config.pluginmanager.get_plugin(name)
             if plugin is not None:

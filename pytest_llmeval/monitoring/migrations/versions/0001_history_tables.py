@@ -1,0 +1,80 @@
+"""Run history: one row per run, per-suite and per-metric aggregates, optional per-case scores.
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "llm_eval_runs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_uid", sa.String(64), nullable=False, unique=True),
+        sa.Column("started_at", sa.DateTime, nullable=False, index=True),
+        sa.Column("finished_at", sa.DateTime, nullable=True),
+        sa.Column("recorded_at", sa.DateTime, nullable=False),
+        sa.Column("verdict", sa.String(16), nullable=False),
+        sa.Column("git_commit", sa.String(64), nullable=True),
+        sa.Column("git_branch", sa.String(255), nullable=True),
+        sa.Column("plugin_version", sa.String(32), nullable=False),
+        sa.Column("report_schema_version", sa.Integer, nullable=False),
+        sa.Column("options", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "llm_eval_suite_results",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
+        sa.Column("dataset", sa.String(2048), nullable=False),
+        sa.Column("fingerprint", sa.String(80), nullable=False),
+        sa.Column("verdict", sa.String(16), nullable=True),
+        sa.Column("cases_run", sa.Integer, nullable=False),
+        sa.Column("errors", sa.Integer, nullable=False),
+        sa.Column("failed_cases", sa.Integer, nullable=False),
+        sa.Column("models", sa.Text, nullable=False),
+        sa.Column("cost_total", sa.Float, nullable=True),
+        sa.Column("cost_mean", sa.Float, nullable=True),
+        sa.Column("latency_p50_ms", sa.Float, nullable=True),
+        sa.Column("latency_p95_ms", sa.Float, nullable=True),
+        sa.Column("error_rate", sa.Float, nullable=True),
+    )
+    op.create_table(
+        "llm_eval_metric_results",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
+        sa.Column("metric", sa.String(255), nullable=False, index=True),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("mean", sa.Float, nullable=True),
+        sa.Column("ci_low", sa.Float, nullable=True),
+        sa.Column("ci_high", sa.Float, nullable=True),
+        sa.Column("threshold", sa.Float, nullable=True),
+        sa.Column("baseline_mean", sa.Float, nullable=True),
+        sa.Column("change", sa.Float, nullable=True),
+        sa.Column("p_value", sa.Float, nullable=True),
+        sa.Column("verdict", sa.String(16), nullable=False),
+        sa.Column("regressed", sa.Boolean, nullable=False),
+    )
+    op.create_table(
+        "llm_eval_case_scores",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column("suite_id", sa.String(1024), nullable=False),
+        sa.Column("case_id", sa.String(1024), nullable=False),
+        sa.Column("repeat", sa.Integer, nullable=False),
+        sa.Column("metric", sa.String(255), nullable=False),
+        sa.Column("score", sa.Float, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    for table in ("llm_eval_case_scores", "llm_eval_metric_results", "llm_eval_suite_results", "llm_eval_runs"):
+        op.drop_table(table)

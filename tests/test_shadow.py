@@ -1,0 +1,159 @@
+"""``llm-eval shadow``: blue/green outputs of logged traffic scored with the same scorers,
+compared with the gate's paired test overall and per segment, the window's extra cost,
+and the JSON document ``llm-eval-check --shadow`` reads to allow a cutover."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from pytest_llmeval.check.cli import main as check_main
+from pytest_llmeval.cli import main
+from pytest_llmeval.monitoring.shadow import ShadowSettings, load_pairs
+
+SEGMENTS = ("consumer", "enterprise", "free", "partner")
+BLUE_MODEL, GREEN_MODEL = "gpt-4o-mini", "gpt-4o"
+CONFIG = """\
+eval_gates:
+  thresholds: {exact_match: 0.8}
+routing:
+  primary: {provider: openai, model: gpt-4o, weight: 1.0}
+  fallback: {provider: anthropic, model: claude-haiku-3.5}
+"""
+
+
+def _records(worse_segment: str | None, *, seed: int = 7) -> list[dict]:
+    """2,000 requests, 500 per segment, blue right 85% of the time. Green gives blue's answer
+    except for symmetric flips (15 each way per segment); on ``worse_segment`` 20 more of
+    blue's right answers are wrong: 4 points worse there."""
+    rng = random.Random(seed)
+    records = []
+    for s, segment in enumerate(SEGMENTS):
+        ids = [f"{segment}-{i:04d}" for i in range(500)]
+        blue_right = {rid: rng.random() < 0.85 for rid in ids}
+        green_right = dict(blue_right)
+        right = [rid for rid in ids if blue_right[rid]]
+        wrong = [rid for rid in ids if not blue_right[rid]]
+        flips = rng.sample(right, 15 + (20 if segment == worse_segment else 0))
+        for rid in flips:
+            green_right[rid] = False
+        for rid in rng.sample(wrong, 15):
+            green_right[rid] = True
+        for k, rid in enumerate(ids):
+            base = {"request_id": rid, "segment": segment, "inputs": {"question": f"q {rid}"}, "expected": "yes",
+                    "timestamp": f"2026-04-0{1 + k % 3}T10:{k % 60:02d}:00Z"}
+            records.append({**base, "variant": "blue", "model": BLUE_MODEL, "output": "yes" if blue_right[rid] else "no",
+                            "usage": {"input_tokens": 400, "output_tokens": 50 + k % 7}})
+            records.append({**base, "variant": "green", "model": GREEN_MODEL,
+                            "output": "yes" if green_right[rid] else "no",
+                            "usage": {"input_tokens": 400, "output_tokens": 60 + k % 5}})
+    return records
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _green_cost(records):
+    return sum(r["usage"]["input_tokens"] * 2.5 + r["usage"]["output_tokens"] * 10.0
+               for r in records if r["variant"] == "green") / 1e6
+
+
+def test_green_4_points_worse_on_one_segment_blocks_the_cutover_naming_the_segment(tmp_path, capsys):
+    records = _records("enterprise")
+    log = _write(tmp_path / "shadow.jsonl", records)
+    out = tmp_path / "shadow.json"
+    code = main(["shadow", str(log), "--scorer", "exact_match", "-o", str(out), "--rootdir", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert code == 1
+    doc = json.loads(out.read_text())
+    assert doc["decision"] == "block" and doc["pairs"] == 2000
+    (enterprise,) = [s for s in doc["segments"] if s["decision"] == "block"]
+    assert enterprise["segment"] == "enterprise" and enterprise["pairs"] == 500
+    (metric,) = enterprise["metrics"]
+    assert metric["change"] == pytest.approx(-0.04) and metric["test"] == "mcnemar-exact" and metric["p_value"] < 0.05
+    assert any(r.startswith("segment enterprise: exact_match regressed") for r in doc["reasons"])
+    assert "segment enterprise (500 pairs): block" in text
+    assert "decision: block: the cutover is BLOCKED" in text
+    assert f"extra inference cost ${_green_cost(records):,.2f}" in text
+    assert doc["cost"]["extra_cost"] == pytest.approx(_green_cost(records))
+    assert doc["cost"]["green"]["models"] == [GREEN_MODEL] and doc["cost"]["window_start"] == "2026-04-01T10:00:00"
+
+    config = tmp_path / "llmops-config.yaml"
+    config.write_text(CONFIG)
+    assert check_main([str(config), "--shadow", str(out)]) == 1
+    checked = capsys.readouterr().out
+    assert "LEC801" in checked and "segment enterprise" in checked
+
+
+def test_equal_logs_allow_the_cutover_and_print_the_window_cost(tmp_path, capsys):
+    records = _records(None)
+    log = _write(tmp_path / "shadow.jsonl", records)
+    out = tmp_path / "shadow.json"
+    code = main(["shadow", str(log), "--scorer", "exact_match", "-o", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    doc = json.loads(out.read_text())
+    assert doc["decision"] == "allow" and doc["metrics"][0]["change"] == pytest.approx(0.0)
+    assert "decision: allow: green >= blue: the cutover may go ahead" in text
+    assert f"extra inference cost ${_green_cost(records):,.2f}" in text
+    config = tmp_path / "llmops-config.yaml"
+    config.write_text(CONFIG)
+    assert check_main([str(config), "--shadow", str(out)]) == 0
+    assert "LEC80" not in capsys.readouterr().out
+
+
+def test_two_logs_parquet_and_sampling(tmp_path, capsys):
+    pyarrow = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    records = _records("enterprise")
+    blue = [{k: v for k, v in r.items() if k != "variant"} for r in records if r["variant"] == "blue"]
+    green = [{k: v for k, v in r.items() if k != "variant"} for r in records if r["variant"] == "green"][:-10]
+    pq.write_table(pyarrow.Table.from_pylist(blue), tmp_path / "blue.parquet")
+    _write(tmp_path / "green.jsonl", green)
+    code = main(["shadow", str(tmp_path / "blue.parquet"), str(tmp_path / "green.jsonl"), "--scorer", "exact_match",
+                 "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["pairs"] == 1990 and doc["left_out"]["blue_only"] == 10
+
+    settings = ShadowSettings(sample=0.25)
+    first, counts = load_pairs([tmp_path / "blue.parquet", tmp_path / "green.jsonl"], settings)
+    again, _ = load_pairs([tmp_path / "blue.parquet", tmp_path / "green.jsonl"], settings)
+    assert [p.request_id for p in first] == [p.request_id for p in again]  # the same requests on a rerun
+    assert 400 < len(first) < 600 and counts["sampled_out"] == 1990 - len(first)
+    capped, _ = load_pairs([tmp_path / "blue.parquet", tmp_path / "green.jsonl"], ShadowSettings(max_pairs=100))
+    assert len(capped) == 100
+
+
+def test_too_few_pairs_decide_nothing(tmp_path, capsys):
+    log = _write(tmp_path / "shadow.jsonl", _records(None)[:40])
+    assert main(["shadow", str(log), "--scorer", "exact_match"]) == 3
+    assert "decision: insufficient" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"variant": "blue", "output": "x"}', "shadow.jsonl:1: field 'request_id': missing"),
+    ('{"request_id": 1, "variant": "red", "output": "x"}', "shadow.jsonl:1: field 'variant': must be blue or green"),
+    ('{"request_id": 1, "variant": "blue"}', "shadow.jsonl:1: field 'output': missing"),
+    ('{"request_id": 1, "variant": "blue", "output": "x"}\n{"request_id": 1, "variant": "blue", "output": "y"}',
+     "shadow.jsonl:2: field 'request_id': blue request '1' is logged twice (first on line 1)"),
+    ('[1]', "shadow.jsonl:1: a record must be a JSON object"),
+    ('{"request_id": 1, "variant": "blue", "output": "x", "usage": {"input_tokens": -3}}\n'
+     '{"request_id": 1, "variant": "green", "output": "x"}', "field 'usage.input_tokens': must be a non-negative integer"),
+])
+def test_bad_records_name_file_line_and_field(tmp_path, capsys, line, message):
+    (tmp_path / "shadow.jsonl").write_text(line + "\n")
+    assert main(["shadow", str(tmp_path / "shadow.jsonl"), "--scorer", "exact_match"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_shadow_document_that_is_not_one_is_unusable_for_the_checker(tmp_path, capsys):
+    config = tmp_path / "llmops-config.yaml"
+    config.write_text(CONFIG)
+    (tmp_path / "x.json").write_text('{"decision": "allow"}')
+    assert check_main([str(config), "--shadow", str(tmp_path / "x.json")]) == 2
+    assert "not a shadow comparison" in capsys.readouterr().err
