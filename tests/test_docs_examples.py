@@ -47,6 +47,8 @@ def test_the_example_is_what_a_real_run_prints(block, runs):
 @pytest.mark.parametrize("text, expected", [
     ("43 passed in 4.34s", "43 passed in N.NNs"),
     ("1 passed in 61.20s (0:01:01)", "1 passed in N.NNs"),
+    ("==== 43 passed in 4.34s ====", "=== 43 passed in N.NNs ==="),
+    ("=== 43 passed in 14.34s ===", "=== 43 passed in N.NNs ==="),
     ("latency p50 63 ms, p95 117 ms", "latency p50 N ms, p95 N ms"),
     ("latency p95 117 ms (p50 63, p99 121) <= budget 2000 ms", "latency p95 N ms (p50 N, p99 N) <= budget N ms"),
     ('<testcase name="x" time="0.406">', '<testcase name="x" time="N">'),
