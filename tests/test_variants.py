@@ -87,14 +87,20 @@ def _variant(report: dict, name: str) -> dict:
     return next(s for s in report["suites"] if s["variant"] == name)
 
 
-def _without_timing(value):
-    """The report's numbers but wall-clock ones (latency, timestamps)."""
-    if isinstance(value, dict):
-        return {k: _without_timing(v) for k, v in value.items()
-                if "latency" not in k and k not in ("run", "label", "headline", "message")}
-    if isinstance(value, list):
-        return [_without_timing(v) for v in value if not (isinstance(v, dict) and v.get("name") == "latency_ms")]
-    return value
+def _numbers(suites: list) -> list:
+    """What must not depend on how the run was split: per variant its verdicts, metric
+    means and CIs, the summary's quality, cost and tokens, the comparison's numbers and
+    verdicts, and every case's scores (not wall-clock latency, not retry counts)."""
+    def comparison(c):
+        if c is None:
+            return None
+        return {"metrics": c["metrics"], "gates": c["gates"],
+                "resources": [{k: v for k, v in r.items()} for r in c["resources"] if r["name"] != "latency_ms"]}
+    return [{"suite_id": s["suite_id"], "verdict": s["verdict"], "metrics": s["metrics"], "models": s["models"],
+             "summary": {k: v for k, v in (s["summary"] or {}).items() if "latency" not in k},
+             "comparison": comparison(s["comparison"]),
+             "cases": sorted((c["case_id"], c["repeat"], c["variant"], c["scores"], c["outcome"]) for c in s["cases"])}
+            for s in suites]
 
 
 def test_worse_and_cheaper_variants_get_paired_verdicts_everywhere(pytester, ab_project, server):
@@ -148,7 +154,7 @@ def test_the_same_numbers_serially_and_under_xdist(pytester, ab_project, server)
     _, serial = _report(pytester, "-p", "no:xdist")
     result, distributed = _report(pytester, "-n", "2")
     result.assert_outcomes(passed=3 * 120 + 3 + 2)
-    assert _without_timing(distributed["suites"]) == _without_timing(serial["suites"])
+    assert _numbers(distributed["suites"]) == _numbers(serial["suites"])
 
 
 def test_k_selects_one_variant_and_the_comparison_says_what_did_not_run(pytester, ab_project, server):
@@ -274,7 +280,7 @@ def test_sharded_variant_runs_merge_to_the_unsplit_comparison(pytester, ab_proje
     assert llm_eval_main(["merge", "shard1.json", "shard2.json", "-o", "merged.json"]) == 0
     merged = json.loads((pytester.path / "merged.json").read_text())
     assert [s["suite_id"] for s in merged["suites"]] == [s["suite_id"] for s in whole["suites"]]
-    assert _without_timing(merged["suites"]) == _without_timing(whole["suites"])
+    assert _numbers(merged["suites"]) == _numbers(whole["suites"])
 
 
 def test_a_variants_file_applies_to_suites_without_variants(pytester, write_jsonl):
