@@ -564,3 +564,17 @@ def test_canary_unusable_questions_exit_2(project, report, tmp_path):
     with redirect_stderr(err), pytest.raises(SystemExit) as exit_:
         main([str(project / "llmops-config.yaml"), "--canary", "--report", str(tmp_path / "s.json")])
     assert exit_.value.code == 2 and "--canary needs --control, --candidate" in err.getvalue()
+
+
+def test_canary_holds_when_the_paired_test_has_insufficient_evidence(report):
+    """Every case lost exactly 0.1: the t statistic has no variance. The gate would not
+    block on that, and the canary must not promote on it either: it holds and says why."""
+    doc = copy.deepcopy(_pair_only(report, 40))
+    for name, value in ((CLAUDE, 0.6), (GPT4O, 0.5)):
+        for case in suite(doc, name)["cases"]:
+            case["scores"]["correctness"] = value
+    decision = decide(doc, CLAUDE, GPT4O, POLICY)
+    correctness = next(m for m in decision.metrics if m.metric == "correctness")
+    assert correctness.status == "underpowered" and correctness.cases_needed is None
+    assert "insufficient evidence (all 40 paired differences are equal (-0.1)" in correctness.message
+    assert decision.decision == "hold" and correctness.message in decision.reasons

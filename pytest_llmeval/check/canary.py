@@ -10,7 +10,8 @@ for binary metrics, paired t otherwise), Holm-corrected across metrics.
   above the rollback limits, or a metric dropped significantly (adjusted p < alpha) by
   more than the allowed drop;
 * **hold** when the evidence cannot settle it: the minimum detectable drop at this n
-  exceeds the allowed drop (the decision says how many cases would be enough), the run
+  exceeds the allowed drop (the decision says how many cases would be enough), the paired
+  test has insufficient evidence (differences with no variance), the run
   is incomplete or unjudged, or the stage has not run its minimum time;
 * **promote** otherwise, to the stage after ``current_stage`` (the first stage when none).
 
@@ -233,6 +234,9 @@ def decide(
             status = "regressed"
             message = (f"{metric}: dropped {drop:.3f} ({cmp.baseline_mean:.3f} -> {cmp.current_mean:.3f}, "
                        f"p={p_adj:.3g} after Holm) beyond the allowed {allowed:g}")
+        elif cmp.insufficient and cmp.n >= 2:  # no variance: the test cannot settle it either way
+            status = "underpowered"
+            message = f"{metric}: insufficient evidence ({cmp.insufficient}): the paired test cannot judge this change"
         elif not (cmp.mde_test <= allowed):  # also nan: fewer than 2 pairs
             status = "underpowered"
             noise = cmp.noise if math.isfinite(cmp.noise) else 0.0

@@ -183,7 +183,8 @@ def regression_decision(
         lower = stats.non_inferiority_lower_bound(comparison, policy.alpha)
         if math.isnan(lower):
             return False, "", comparison.insufficient or "the differences have no variance: no confidence bound"
-        reason = f"lower {1 - policy.alpha:.0%} bound of the change {fmt_signed(lower)} is not above -{allowed_drop:g} (non-inferiority)"
+        reason = (f"lower {1 - policy.alpha:.0%} bound of the change {fmt_signed(lower)} is not above "
+                  f"-{allowed_drop:g} (non-inferiority)")
         return lower <= -allowed_drop, reason, ""
     if comparison.insufficient:
         return False, "", comparison.insufficient

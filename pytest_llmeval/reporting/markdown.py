@@ -110,7 +110,8 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         lines += ["**Not judged**", ""] + [f"- {_cell(f)}" for f in unjudged] + [""]
     notes = [n for n in suite["notes"] if not n.startswith(tuple(f"{m['name']}:" for m in suite["metrics"]))]
     notes += [f"{m['name']}: insufficient evidence for the regression test ({m['insufficient_evidence']}); "
-              "the regression check passes, thresholds still apply" for m in suite["metrics"] if m.get("insufficient_evidence")]
+              "the regression check passes, thresholds still apply"
+              for m in suite["metrics"] if m.get("insufficient_evidence")]
     if notes:
         lines += ["**Notes**", ""] + [f"- {_cell(n)}" for n in notes] + [""]
     for m in suite["metrics"]:
