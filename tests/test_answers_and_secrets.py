@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from pytest_llmeval.errors import ConfigError, ResponseParseError
-from pytest_llmeval.providers import accounting, runtime
+from pytest_llmeval.providers import accounting
 from pytest_llmeval.providers.cache import ResponseCache
 from pytest_llmeval.providers.client import AsyncChatClient, ChatClient
 from pytest_llmeval.providers.redaction import redact

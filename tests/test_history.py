@@ -3,11 +3,9 @@ records, refusals, concurrent writers, and ``--llm-eval-history`` in real pytest
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import textwrap
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest

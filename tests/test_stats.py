@@ -72,7 +72,7 @@ def test_constants_and_all():
 def test_import_is_cheap_and_pytest_free():
     """Loading the module must not import scipy, numpy or pytest."""
     code = textwrap.dedent(
-        f"""
+        """
         import sys
         import pytest_llmeval.gate.stats
         heavy = sorted(m for m in ("scipy", "numpy", "pytest", "_pytest") if m in sys.modules)

@@ -10,7 +10,7 @@ run it judges the suites and sends one synthetic test report per gate.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterator
 

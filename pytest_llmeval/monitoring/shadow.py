@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
