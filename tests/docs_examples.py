@@ -674,6 +674,8 @@ def _production_cost(runs: Runs) -> str:
     folder = runs.root / "production-cost"
     folder.mkdir(exist_ok=True)
     test_cost_monitor._write(folder / "requests.jsonl", test_cost_monitor._log())
+    lines = ", ".join(f'"{model} = {p_in} / {p_out}"' for model, (p_in, p_out) in test_cost_monitor.PRICES.items())
+    (folder / "pyproject.toml").write_text(f"[tool.pytest.ini_options]\nllm_eval_prices = [{lines}]\n", encoding="utf-8")
     out = _cli(folder, main, "cost", "requests.jsonl", "--daily-budget", "3.5", "--alert-threshold", "0.8")
     return section(out, r"^2026-05-05 ", r"^  segment:") + "\n" + section(out, r"^1 alert")
 

@@ -60,6 +60,9 @@ def test_a_feature_tripling_its_output_tokens_alerts_that_day_attributed_to_feat
     config = tmp_path / "llmops-config.yaml"
     config.write_text(f"monitoring:\n  daily_cost_budget: {budget}\n  cost_alert_threshold: 0.8\n")
     log = _write(tmp_path / "requests.jsonl", records)
+    # The project's own prices (they win over the price library), so the expected spend is exact.
+    lines = ", ".join(f'"{model} = {p_in} / {p_out}"' for model, (p_in, p_out) in PRICES.items())
+    (tmp_path / "pyproject.toml").write_text(f"[tool.pytest.ini_options]\nllm_eval_prices = [{lines}]\n")
 
     code = main(["cost", str(log), "--config", str(config), "--format", "json", "--rootdir", str(tmp_path)])
     doc = json.loads(capsys.readouterr().out)

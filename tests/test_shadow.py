@@ -93,7 +93,9 @@ def test_equal_logs_allow_the_cutover_and_print_the_window_cost(tmp_path, capsys
     records = _records(None)
     log = _write(tmp_path / "shadow.jsonl", records)
     out = tmp_path / "shadow.json"
-    code = main(["shadow", str(log), "--scorer", "exact_match", "-o", str(out)])
+    # 2,000 pairs with 6% symmetric flips can see a drop of 0.025 at 80% power (the honest
+    # MDE, Connor 1987), not the default 0.02: the team allows 0.03 here.
+    code = main(["shadow", str(log), "--scorer", "exact_match", "--max-drop", "0.03", "-o", str(out)])
     text = capsys.readouterr().out
     assert code == 0, text
     doc = json.loads(out.read_text())

@@ -357,11 +357,17 @@ def _gates(variant: str, control: str, base: Mapping[str, CaseFigures], other: M
         c = stats.compare_paired([base[cid].scores[metric] for cid in ids], [other[cid].scores[metric] for cid in ids],
                                  alpha=policy.alpha, power=policy.power)
         bound = stats.non_inferiority_lower_bound(c, policy.alpha) if c.n >= 2 else _NAN
-        passed = not math.isnan(bound) and bound > -margin
+        # With 2+ pairs a nan bound is degenerate statistics (no variance): insufficient
+        # evidence, which never blocks; fewer than 2 pairs cannot be compared at all.
+        degenerate = c.n >= 2 and math.isnan(bound)
+        passed = degenerate or (not math.isnan(bound) and bound > -margin)
         who = route.describe() if kind == "parity" and route is not None else f"variant {variant}"
         against = f"the primary ({control})" if kind == "parity" else f"control {control}"
         level = f"lower {1 - policy.alpha:.0%} bound"
-        if math.isnan(bound):
+        if degenerate:
+            message = (f"{who}: {metric} vs {against}: insufficient evidence ({c.insufficient or 'no variance'}): change "
+                       f"{fmt_signed(c.change)} on every pair (n={c.n}), not blocked")
+        elif math.isnan(bound):
             message = (f"{who}: {metric} cannot be compared with {against}: {c.n} paired case(s) with a score on both "
                        f"sides; a {kind.replace('_', '-')} gate needs at least 2")
         elif passed:

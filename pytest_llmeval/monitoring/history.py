@@ -42,7 +42,7 @@ __all__ = [
 DEFAULT_HISTORY_FILE = ".llm-eval/history.sqlite"
 INSTALL_HINT = "the run history needs the history extra: pip install 'pytest-llmeval[history]'"
 SCHEMA_REVISION = "0001"  # the newest migration in migrations/versions
-REPORT_SCHEMA_VERSION = 1  # the report schema this store reads
+REPORT_SCHEMA_VERSIONS = (1, 2)  # the report schemas this store reads (2 adds variants: one suite entry each)
 VERSION_TABLE = "llm_eval_alembic_version"
 _MIGRATION_LOCK_KEY = 7_351_824_190  # pg_advisory_lock key of the migrations
 _WRITE_ATTEMPTS = 8
@@ -284,9 +284,9 @@ class HistoryStore:
         ``cases`` also stores every case's scores. Raises HistoryError for a report that
         is incomplete, deferred (a shard) or of another schema version, or when the
         database refuses the write. SQLite writers that find the file locked retry."""
-        if doc.get("schema_version") != REPORT_SCHEMA_VERSION:
-            raise HistoryError(f"report schema version {doc.get('schema_version')!r}: the history stores version "
-                               f"{REPORT_SCHEMA_VERSION} only")
+        if doc.get("schema_version") not in REPORT_SCHEMA_VERSIONS:
+            raise HistoryError(f"report schema version {doc.get('schema_version')!r}: the history reads versions "
+                               f"{', '.join(map(str, REPORT_SCHEMA_VERSIONS))}")
         if not doc.get("complete") or doc.get("verdict") not in ("pass", "fail"):
             raise HistoryError(f"only complete, judged runs are recorded (this run: {doc.get('verdict')})")
         md, runs, suites, metrics, case_scores = _tables()
