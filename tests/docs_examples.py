@@ -125,6 +125,11 @@ class Runs:
             env = {**os.environ, "RAGAS_DO_NOT_TRACK": "true", "COLUMNS": "80", "PYTHONHASHSEED": "0"}
             env.pop("LLM_EVAL_BASE_URL", None)
             env.pop("PYTEST_ADDOPTS", None)
+            # The docs show what a developer's terminal prints. On CI pytest writes the whole
+            # multi-line failure message into the short summary too (CI, BUILD_NUMBER), and
+            # the plugin writes step summaries: a CI machine must print the same as a laptop.
+            for name in ("CI", "BUILD_NUMBER", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITLAB_CI"):
+                env.pop(name, None)
             # The console scripts, as the docs show them (``pytest: error: ...``).
             command = [str(Path(sys.executable).with_name("pytest")), *QUIET_PLUGINS, *args] if pytest else \
                 [str(Path(sys.executable).with_name(args[0])), *args[1:]]
