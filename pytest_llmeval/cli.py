@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", type=Path, required=True, help="where to write the merged report")
     merge.add_argument("--markdown", type=Path, help="also write a Markdown summary here")
     merge.add_argument("--html", type=Path, help="also write an HTML report here")
-    merge.add_argument("--baseline-dir", type=Path, default=Path(".llm-eval"), help="the baseline folder (default .llm-eval)")
-    merge.add_argument("--rootdir", type=Path, default=Path("."), help="the pytest rootdir the baseline folder is relative to")
+    merge.add_argument("--baseline-dir", type=Path, help="the baseline folder (default: the one the reports recorded, "
+                       "else ./.llm-eval; merge refuses to judge without one)")
+    merge.add_argument("--rootdir", type=Path, default=Path("."), help="the pytest rootdir a relative --baseline-dir is relative to")
     html = commands.add_parser("html", help="render a JSON report as a self-contained HTML page")
     html.add_argument("report", type=Path, help="a JSON report (pytest --llm-eval-report, llm-eval merge or compare)")
     html.add_argument("-o", "--output", type=Path, required=True, help="where to write the HTML page")
@@ -75,6 +76,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
+def _baseline_dir(args: argparse.Namespace, reports: list, root: Path) -> Path:
+    """Where the baselines are: --baseline-dir; else the folder the reports recorded, when
+    it exists, or when its project is on this machine (a project with no baseline yet);
+    else ./.llm-eval. Reports recorded elsewhere (merged away from the checkout, e.g. CI
+    artifacts) with neither found: LLMEvalError (exit 2), never a judgement without them."""
+    if args.baseline_dir is not None:
+        return args.baseline_dir if args.baseline_dir.is_absolute() else root / args.baseline_dir
+    recorded = [Path(p) for p in sorted({doc["run"]["baseline_dir"] for _, doc in reports if doc["run"].get("baseline_dir")})]
+    for candidate in [*recorded, root / ".llm-eval"]:
+        if candidate.is_dir():
+            return candidate
+    if not recorded:  # older reports: the folder here, as before
+        return root / ".llm-eval"
+    for candidate in recorded:
+        if candidate.parent.is_dir():
+            return candidate
+    raise LLMEvalError(f"cannot find the baseline folder: the reports recorded {', '.join(map(str, recorded))} and "
+                       f"there is no {root / '.llm-eval'}; run merge in the checkout or pass --baseline-dir "
+                       "(an empty folder to judge without baselines)")
+
+
 def _merge(args: argparse.Namespace) -> int:
     from .fileio import write_atomic
     from .gate.baseline import BaselineStore
@@ -89,8 +111,12 @@ def _merge(args: argparse.Namespace) -> int:
         refuse_unsafe_outputs({"report": args.output, "markdown": args.markdown})
         reports = [(str(path), load_report(path)) for path in args.reports]
         root = args.rootdir.resolve()
-        baseline_dir = args.baseline_dir if args.baseline_dir.is_absolute() else root / args.baseline_dir
-        doc = merge_reports(reports, BaselineStore(baseline_dir, root))
+
+        def store() -> BaselineStore:
+            baseline_dir = _baseline_dir(args, reports, root)
+            return BaselineStore(baseline_dir, root if baseline_dir.is_relative_to(root) else baseline_dir.parent)
+
+        doc = merge_reports(reports, store)
     except LLMEvalError as exc:
         print(f"llm-eval merge: {exc}", file=sys.stderr)
         return 2

@@ -189,6 +189,7 @@ class CaseResult:
     review_notes: tuple[str, ...] = ()  # "reason: detail" asked for while the case ran (see core.review)
     inputs: str | None = None  # the row's inputs as JSON text, truncated like the output
     expected: str | None = None  # the row's expected value as text, truncated like the output
+    attempts: int = 1  # runs of the item (pytest-rerunfailures); this result is the last one
 
     def to_dict(self, *, with_suite: bool = True) -> dict[str, Any]:
         data = self.case_dict()
@@ -216,6 +217,7 @@ class CaseResult:
             "review_notes": list(self.review_notes),
             "inputs": self.inputs,
             "expected": self.expected,
+            "attempts": self.attempts,
         }
 
     @classmethod
@@ -239,4 +241,5 @@ class CaseResult:
             review_notes=tuple(data.get("review_notes") or ()),
             inputs=data.get("inputs"),
             expected=data.get("expected"),
+            attempts=int(data.get("attempts", 1)),
         )

@@ -19,7 +19,7 @@ from .glue import options
 if TYPE_CHECKING:
     from .core.recorder import EvalRecorder
 
-__all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_prompts", "llm_server"]
+__all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_eval_loop", "llm_prompts", "llm_server"]
 
 SESSION_KEY = pytest.StashKey["EvalSession"]()
 _MARKER_HELP = (
@@ -61,6 +61,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None:
         config.pluginmanager.unregister(session)
         del config.stash[SESSION_KEY]
+    runner = sys.modules.get("pytest_llmeval.core.runner")
+    if runner is not None:  # the run's event loop (llm_eval_loop) ends with the run
+        runner.close_eval_loop()
     registry = sys.modules.get("pytest_llmeval.scorers.registry")
     if registry is not None:  # @scorer registrations belong to this run's conftests and modules
         registry.clear_user_scorers()
@@ -91,6 +94,16 @@ def llm_case(request: pytest.FixtureRequest) -> Any:
 def llm_eval(request: pytest.FixtureRequest, llm_case: Any) -> EvalRecorder:
     """Records scores for the current case; with the marker's target= it holds the app's output."""
     return request.config.stash[SESSION_KEY].recorder_for(request.node, llm_case)
+
+
+@pytest.fixture(scope="session")
+def llm_eval_loop() -> Any:
+    """The event loop async targets run on: one per test process (xdist worker), for the
+    whole run (:class:`~pytest_llmeval.core.runner.EvalLoop`). Use an async client shared
+    with the targets through it: ``await llm_eval_loop.call(client.get(url))``."""
+    from .core.runner import eval_loop
+
+    return eval_loop()
 
 
 @pytest.fixture

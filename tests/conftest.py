@@ -7,6 +7,8 @@ import json
 import os
 import pkgutil
 
+import httpcore  # noqa: F401  (httpx imports it lazily and maps its exceptions by class: keep one copy, see below)
+import httpx  # noqa: F401
 import pytest
 import scipy.stats  # noqa: F401
 

@@ -36,7 +36,7 @@ FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 # Plugins a developer may have installed that would change what pytest prints.
 SHOWN_ROOT = "/tmp/docs"  # what the docs show for the throwaway projects' folder
 QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:langsmith_plugin", "-p", "no:rerunfailures",
-                 "-p", "no:cov")
+                 "-p", "no:pytest_cov", "-p", "no:asyncio")  # pytest-asyncio warns in projects without its ini key
 
 
 @dataclass(frozen=True)
@@ -288,6 +288,27 @@ def _usage_dataset_error(runs: Runs) -> str:
     })
     out = runs.run(folder, "--llm-eval")
     return grep(out, r"^d\.jsonl:2: ", r"Interrupted: 1 error during collection")
+
+
+@recipe("usage-one-message")
+def _usage_one_message(runs: Runs) -> str:
+    folder = runs.project("one-message", {
+        "data.jsonl": "".join(json.dumps({"id": f"q{n}", "inputs": {"question": f"q{n}"}, "expected": "yes"}) + "\n" for n in range(3)),
+        "test_eval.py": """
+            import pytest
+
+            def answer(question):
+                if question == "q1":
+                    raise RuntimeError("upstream said no")
+                return "yes"
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", target=answer, scorers=["contains"])
+            def test_eval(llm_case, llm_eval):
+                pass
+            """,
+    })
+    out = runs.run(folder, "--llm-eval", "-rN")
+    return section(out, r"ERROR at setup of test_eval\[q1\]", r"raised at")
 
 
 @recipe("usage-incomplete")

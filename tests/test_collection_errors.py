@@ -98,7 +98,7 @@ def error_sections(result: pytest.RunResult) -> dict[str, str]:
 def test_good_dataset_collects_one_item_per_row(pytester, write_jsonl):
     write_jsonl("evals/support.jsonl", [GOOD_ROW, {**GOOD_ROW, "id": "ok-2"}])
     write_suite(pytester, 'dataset="evals/support.jsonl", target=answer, scorers=["contains"]')
-    result = pytester.runpytest("--llm-eval", "--collect-only", "-q")
+    result = pytester.runpytest("--llm-eval", "--collect-only", "-q", "-p", "no:randomly")  # rows in dataset order
     assert result.ret == pytest.ExitCode.OK, output_of(result)
     result.stdout.fnmatch_lines(["test_suite.py::test_support[[]ok-1]", "test_suite.py::test_support[[]ok-2]", "2 tests collected*"])
 

@@ -120,7 +120,8 @@ def test_an_eval_run_with_a_baseline_imports_neither_scipy_nor_numpy(pytester, w
     pytester.runpytest_subprocess("--llm-eval", "--llm-eval-update", "-p", "no:xdist").assert_outcomes(passed=42)
     monkeypatch.setenv("SHIFT", "1")
     for extra in (["-p", "no:xdist"], ["-n", "2"]):
-        result = pytester.runpytest_subprocess("--llm-eval", "-s", "--junitxml=out.xml", *extra)
+        # pytest-randomly (a dev dependency) imports numpy itself, to reseed it: this run checks ours.
+        result = pytester.runpytest_subprocess("--llm-eval", "-s", "--junitxml=out.xml", "-p", "no:randomly", *extra)
         result.stdout.fnmatch_lines(["HEAVY-MODULES: []"])
         gates = [case["properties"] for case in junit_cases(pytester.path / "out.xml").values()
                  if "llm_eval.test" in case["properties"]]

@@ -51,9 +51,11 @@ def test_plugin_is_inert_in_an_unrelated_run(pytester):
         """
     )
     pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
-    with_plugin = pytester.runpytest_subprocess("-q", "-s", "-p", "no:xdist")
+    # Other plugins off: pytest-randomly imports numpy (to reseed it) and prints its seed.
+    others = ("-p", "no:xdist", "-p", "no:randomly", "-p", "no:pytest_cov", "-p", "no:asyncio", "-p", "no:anyio", "-p", "no:rerunfailures")
+    with_plugin = pytester.runpytest_subprocess("-q", "-s", *others)
     with_plugin.assert_outcomes(passed=1)
-    without = pytester.runpytest_subprocess("-q", "-s", "-p", "no:xdist", "-p", "no:llmeval")
+    without = pytester.runpytest_subprocess("-q", "-s", *others, "-p", "no:llmeval")
     # Other plugins of this venv may import some (langsmith's imports httpx2): ours adds none.
     heavy = [line for line in with_plugin.outlines if line.startswith("HEAVY-MODULES:")]
     assert heavy == [line for line in without.outlines if line.startswith("HEAVY-MODULES:")]

@@ -50,7 +50,8 @@ def project(pytester, write_jsonl):
 def test_app_calls_run_concurrently_and_items_report_in_order(pytester, project, server):
     project(40)
     server.latency = 0.2
-    result = pytester.runpytest("--llm-eval", "--llm-eval-concurrency", "8", "-v")
+    # -p no:randomly: the order asserted below is the collection order (randomly shuffles it).
+    result = pytester.runpytest("--llm-eval", "--llm-eval-concurrency", "8", "-v", "-p", "no:randomly")
     result.assert_outcomes(passed=41)
     assert server.requests == 40
     assert server.max_in_flight >= 6  # 8 allowed; the sequential plugin would show 1

@@ -219,3 +219,29 @@ def test_merge_refuses_overlapping_incompatible_or_incomplete_reports(pytester, 
         assert llm_eval_main(["merge", *files, "-o", "out.json"]) == 2
         assert message in capsys.readouterr().err
     assert not (pytester.path / "out.json").exists()
+
+
+def test_merge_outside_the_checkout_finds_the_recorded_baselines_or_refuses(pytester, project, monkeypatch, capsys, tmp_path_factory):
+    project(60)
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    monkeypatch.setenv("DROP_FROM", "30")
+    for i in (1, 2):
+        assert pytester.runpytest("--llm-eval", f"--llm-eval-shard={i}/2", f"--llm-eval-report=shard{i}.json").ret == 0
+    shards = [str(pytester.path / f"shard{i}.json") for i in (1, 2)]
+    assert read(pytester.path / "shard1.json")["run"]["baseline_dir"] == str(pytester.path / ".llm-eval")
+    inside = llm_eval_main(["merge", *shards, "-o", str(pytester.path / "inside.json")])
+    assert inside == 1  # the planted drop, judged against the baseline
+
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert llm_eval_main(["merge", *shards, "-o", "outside.json"]) == 1  # the reports' recorded baseline folder
+    assert read(pytester.path / "inside.json")["suites"][0]["metrics"] == read(Path("outside.json"))["suites"][0]["metrics"]
+    # Reports from another machine (CI artifacts): their recorded folder is not here.
+    for shard in shards:
+        doc = read(Path(shard))
+        doc["run"]["baseline_dir"] = "/nonexistent/ci-runner/project/.llm-eval"
+        Path(shard).write_text(json.dumps(doc), encoding="utf-8")
+    capsys.readouterr()
+    assert llm_eval_main(["merge", *shards, "-o", "refused.json"]) == 2  # never judged without baselines silently
+    assert "cannot find the baseline folder: the reports recorded /nonexistent/ci-runner/project/.llm-eval" in capsys.readouterr().err
+    assert not Path("refused.json").exists()
+    assert llm_eval_main(["merge", *shards, "-o", "given.json", "--baseline-dir", str(pytester.path / ".llm-eval")]) == 1

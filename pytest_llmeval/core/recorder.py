@@ -142,6 +142,13 @@ class EvalRecorder:
             self.app_failed(CacheMissError(misses[0]), latency_ms)
         return bool(misses)
 
+    def crashed(self, reason: str) -> None:
+        """The app's call for this case killed its test process (an xdist worker): the case
+        is an error of kind ``crash``, and the app is not called for it again."""
+        self.error = f"the app's call for this case crashed the test process: {reason}"
+        self.error_kind = "crash"
+        self._failure = AppError(f"case {self.case.id!r}: {self.error}")
+
     def score_quietly(self, output: Any) -> None:
         """Score, keeping a scorer failure for the item to raise instead of raising here."""
         try:

@@ -69,6 +69,12 @@ class SuiteOutcome:
         return self.spec.suite_id if self.variant is None else f"{self.spec.suite_id}@{self.variant}"
 
     @property
+    def partial(self) -> str | None:
+        """"k of n cases" when not every case of the suite ran (a -k, node id or --lf
+        selection), else None."""
+        return None if self.full_run else f"{self.n_cases} of {self.spec.n_rows} cases"
+
+    @property
     def passed(self) -> bool:
         return (self.baseline_error is None and all(v.passed for v in [*self.verdicts, *self.usage_verdicts])
                 and (self.comparison is None or self.comparison.passed))
@@ -76,6 +82,9 @@ class SuiteOutcome:
     def notes(self) -> list[str]:
         """What a reader must know to trust the comparison."""
         notes = [self.rounds_note] if self.rounds_note else []
+        if self.partial:
+            notes.append(f"partial: {self.partial} ran; the gate judges only these (thresholds are reported, "
+                         "enforced only with --llm-eval-enforce-partial; the regression test pairs only these cases)")
         if self.baseline_error:
             notes.append(self.baseline_error)
         elif self.baseline is None and self.baseline_written is None and self.compared_with_baseline:
@@ -134,17 +143,19 @@ class EvalRun:
     """Accumulates :class:`CaseResult` objects per suite."""
 
     def __init__(self) -> None:
-        self._results: dict[str, list[CaseResult]] = {}
+        self._results: dict[str, dict[tuple[str, int, str | None], CaseResult]] = {}
 
     def add(self, result: CaseResult) -> None:
-        self._results.setdefault(result.suite.suite_id, []).append(result)
+        """Add a case result; a later result of the same case, repeat and variant (a rerun's
+        final attempt) replaces the earlier one, so every case counts once."""
+        self._results.setdefault(result.suite.suite_id, {})[(result.case_id, result.repeat, result.variant)] = result
 
     def __bool__(self) -> bool:
         return bool(self._results)
 
     def results(self) -> dict[str, list[CaseResult]]:
         """The results so far by suite id, sorted by case and repeat (for incomplete runs)."""
-        return {suite_id: sorted(found, key=lambda r: (r.case_id, r.repeat, r.variant or "")) for suite_id, found in sorted(self._results.items())}
+        return {suite_id: [found[key] for key in sorted(found, key=lambda k: (k[0], k[1], k[2] or ''))] for suite_id, found in sorted(self._results.items())}
 
     def finish(
         self,
@@ -292,6 +303,8 @@ def _case_tokens(results: list[CaseResult]) -> dict[str, dict[str, float]]:
 def _judge(outcome: SuiteOutcome, store: BaselineStore | None, policy: GatePolicy, update: bool) -> None:
     """Thresholds and budgets; with a store also the regression test against its baseline."""
     spec = outcome.spec
+    if outcome.partial and policy.enforce_thresholds and not policy.enforce_partial:
+        policy = replace(policy, enforce_thresholds=False, waived_because=f"partial: {outcome.partial}")
     baseline_scores = None
     baseline = None
     try:

@@ -8,6 +8,7 @@ with every case result to the gate.
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -129,6 +130,13 @@ def plan_suite(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{where}: repeats= must be a positive integer or 'auto', got {repeats!r}")
 
+    metric_names = [s.metric for s in scorers]
+    for name, given in (("thresholds", thresholds), ("case_thresholds", case_thresholds), ("max_drop", max_drop)):
+        for metric in given:
+            close = [] if metric in metric_names else difflib.get_close_matches(metric, metric_names, n=1)
+            if close:  # a name no scorer records but one nearly does: a typo, not a recorded value
+                raise ConfigError(f"{where}: {name}= names {metric!r}, which no scorer of this suite records; did you mean {close[0]!r}?")
+
     variant_spec, variants = suite_variants(where, kwargs, target, run_variants or RunVariants(), prompt_lookup)
 
     if is_remote(dataset_arg):  # s3://, gs://, https://, file://: through fsspec, cached by fingerprint
@@ -140,6 +148,8 @@ def plan_suite(
     if clash:
         raise ConfigError(f"{where}: variant setting(s) {', '.join(clash)} are also dataset inputs: rename one "
                           "(a variant must not silently replace a row's input)")
+    if target is not None and not variants:  # variants add their own keyword arguments
+        _check_target_signature(where, target, dataset.cases, dataset.name)
     spec = SuiteSpec(
         suite_id=suite_id,
         dataset=dataset.name,
@@ -156,6 +166,25 @@ def plan_suite(
     )
     return SuitePlan(spec, dataset.cases, scorers, target, case_thresholds, dict(provider), auto_repeats=auto,
                      variants=variants)
+
+
+def _check_target_signature(where: str, target: Callable[..., Any], cases: tuple[Case, ...], dataset: str) -> None:
+    """The target is called as ``target(**case.inputs)``: refuse at collection, once, a
+    target whose signature cannot take a row's input keys."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # builtins and some C callables: nothing to check
+        return
+    for case in cases:
+        try:
+            signature.bind(**case.inputs)
+        except TypeError as exc:
+            at = f"{dataset}:{case.line}" if case.line is not None else dataset
+            name = getattr(target, "__qualname__", repr(target))
+            raise ConfigError(
+                f"{where}: target {name}{signature} cannot take the inputs of row {case.id!r} ({at}): "
+                f"keys {sorted(case.inputs)}; {exc}"
+            ) from None
 
 
 def _unit_mapping(where: str, name: str, value: Any) -> dict[str, float]:

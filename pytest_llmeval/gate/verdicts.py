@@ -23,6 +23,8 @@ class GatePolicy:
     max_drop_by_metric: Mapping[str, float] = field(default_factory=dict)
     non_inferiority: bool = False
     enforce_thresholds: bool = True
+    enforce_partial: bool = False  # fail on thresholds when only some of a suite's cases ran
+    waived_because: str = "--llm-eval-ignore-thresholds"  # why a threshold is reported, not enforced
 
     def allowed_drop(self, metric: str, suite_max_drop: Mapping[str, float]) -> float:
         """The marker's per-metric value, its one number for all, the ini's per-metric, the default."""
@@ -144,7 +146,7 @@ def _judge_metric(
             if policy.enforce_thresholds:
                 failures.append(line)
             else:
-                notes.append(line + " [not enforced: --llm-eval-ignore-thresholds]")
+                notes.append(f"{line} [not enforced: {policy.waived_because}]")
 
     regressed = False
     insufficient = ""

@@ -57,6 +57,7 @@ class Settings:
     baseline_dir: Path = Path(DEFAULT_BASELINE_DIR)
     non_inferiority: bool = False
     enforce_thresholds: bool = True
+    enforce_partial: bool = False
     concurrency: int = DEFAULT_CONCURRENCY
     cache_mode: str = DEFAULT_CACHE_MODE
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
@@ -91,6 +92,7 @@ class Settings:
             "max_drop_by_metric": dict(self.max_drop_by_metric),
             "non_inferiority": self.non_inferiority,
             "enforce_thresholds": self.enforce_thresholds,
+            "enforce_partial": self.enforce_partial,
             "repeats": self.repeats,
             "default_repeats": self.default_repeats,
             **({"auto_repeats": {"max_rounds": self.sequential.max_rounds, "boundary": self.sequential.boundary,
@@ -171,6 +173,7 @@ def add_options(parser: Any) -> None:
     group.addoption("--llm-eval-alpha", type=_probability, dest="llm_eval_alpha", metavar="ALPHA", help=f"significance level of the regression test (ini llm_eval_alpha, default {DEFAULT_ALPHA})")
     group.addoption("--llm-eval-non-inferiority", action="store_true", dest="llm_eval_non_inferiority", help="strict mode: pass only if the lower confidence bound of the change is above minus the allowed drop")
     group.addoption("--llm-eval-ignore-thresholds", action="store_true", dest="llm_eval_ignore_thresholds", help="report absolute thresholds but do not fail on them (e.g. when blessing a baseline)")
+    group.addoption("--llm-eval-enforce-partial", action="store_true", dest="llm_eval_enforce_partial", help="fail on thresholds even when only some of a suite's cases were selected (-k, node ids, --lf); by default they are reported, not enforced")
     group.addoption("--llm-eval-concurrency", type=_positive_int, dest="llm_eval_concurrency", metavar="N", help=f"app calls in flight at once per suite (ini llm_eval_concurrency, default {DEFAULT_CONCURRENCY})")
     group.addoption("--llm-eval-cache", type=_cache_mode, dest="llm_eval_cache", metavar="MODE", help="record/replay model responses: off, read, write, readwrite, or strict (replay only; a call not in the cache fails its case)")
     group.addoption("--llm-eval-report", dest="llm_eval_report", metavar="PATH", help="write the JSON report here (ini llm_eval_report)")
@@ -224,6 +227,7 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_auto_boundary", default="pocock", help="repeats=auto: alpha spending, pocock or obrien-fleming")
     parser.addini("llm_eval_auto_rerun", default="all", help="repeats=auto: what a further round runs: all (every case) or flaky (cases whose baseline repeats disagree)")
     parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
+    parser.addini("llm_eval_enforce_partial", type="bool", default=False, help="see --llm-eval-enforce-partial")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
     parser.addini("llm_eval_capture", type="bool", default=True, help="count, record and replay the openai/anthropic SDK, litellm and LangChain HTTP calls of eval cases (false: only the plugin's own clients)")
     add_variant_options(group, parser)
@@ -299,6 +303,7 @@ def resolve(config: Any) -> Settings:
         baseline_dir=Path(config.rootpath) / config.getini("llm_eval_baseline_dir"),
         non_inferiority=bool(option.llm_eval_non_inferiority or config.getini("llm_eval_non_inferiority")),
         enforce_thresholds=not option.llm_eval_ignore_thresholds,
+        enforce_partial=bool(option.llm_eval_enforce_partial or config.getini("llm_eval_enforce_partial")),
         concurrency=concurrency,
         cache_mode=cache_mode,
         cache_dir=root / config.getini("llm_eval_cache_dir"),

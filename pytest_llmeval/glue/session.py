@@ -10,6 +10,8 @@ run it judges the suites and sends one synthetic test report per gate.
 from __future__ import annotations
 
 import hashlib
+import re
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,6 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from .. import __version__
+from ..core.inflight import FlightLog, record_crash
 from ..core.recorder import AppError, EvalRecorder
 from ..core.review import ReviewFile
 from ..core.run import EvalRun, RunOutcome, SuiteOutcome
@@ -42,13 +45,33 @@ from .rounds import WORKEROUTPUT_KEY, AutoRounds
 __all__ = ["EvalSession"]
 
 RECORDER_KEY = pytest.StashKey[EvalRecorder]()
+ATTEMPTS_KEY = pytest.StashKey[int]()  # runs of an item so far (pytest-rerunfailures runs it again)
+PROPERTIES_KEY = pytest.StashKey[list]()  # the user properties this plugin added to an item
 PROPERTY_PREFIX = "llm_eval."
+GATE_ID = re.compile(r"^(?P<suite>.+)::llm_eval_gate\[[^\]]*\]$")  # a gate's node id, as FAILED lines print it
 REASON_CHARS = 200  # judge reasons in junit properties
 REPORT_REASON_CHARS = 1000  # and in the report
 
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def one_message(exc: BaseException) -> str:
+    """A case's failure in one message: what failed, and where the app raised it (when
+    the app's own exception caused it); a provider or cache error says it all."""
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, LLMEvalError) or cause.__traceback__ is None:
+        return str(exc)
+    frame = traceback.extract_tb(cause.__traceback__)[-1]
+    return f"{exc}\n  raised at {frame.filename}:{frame.lineno} in {frame.name} (--tb=long shows the traceback)"
+
+
+def gate_suite(node_id: str) -> str | None:
+    """The suite node id of a gate node id (``f.py::test_x::llm_eval_gate[contains]`` ->
+    ``f.py::test_x``); None for any other id."""
+    match = GATE_ID.match(node_id)
+    return match["suite"] if match else None
 
 
 def shard_of(case_id: str, count: int) -> int:
@@ -109,6 +132,13 @@ class EvalSession:
             from .history import HistoryOutput
 
             self.history = HistoryOutput(settings.history, settings.history_cases)
+        # xdist: the controller names a folder where workers journal their app calls (.inflight).
+        self._flight_dir: str | None = None
+        self._node_errors: dict[str, str] = {}
+        workerinput = getattr(config, "workerinput", {})
+        self.flight = FlightLog(workerinput["llm_eval_flight_dir"], workerinput["workerid"]) if "llm_eval_flight_dir" in workerinput else None
+        # A gate is judged on its whole suite: its node id selects the suite's cases.
+        config.args[:] = [gate_suite(arg) or arg for arg in config.args]
 
     def _cache(self) -> Any:
         if self.settings.cache_mode == "off":
@@ -147,17 +177,44 @@ class EvalSession:
         items = plan.items()
         metafunc.parametrize("llm_case", [case for _, case in items], ids=[item_id for item_id, _ in items])
 
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Iterator[None]:
+        """--lf / --ff after a gate failed: its suite's cases count as failed too, so the
+        gate is judged again on the whole suite (pytest's lfplugin, an outer wrapper,
+        filters a module's items by its last-failed ids after this)."""
+        report = yield
+        lfplugin = self.config.pluginmanager.get_plugin("lfplugin")
+        if lfplugin is None or not getattr(lfplugin, "active", False) or not report.result:
+            return report
+        suites = {gate_suite(str(node_id)) for node_id in lfplugin.lastfailed} - {None}
+        for node in report.result:
+            if isinstance(node, pytest.Item) and hasattr(node, "originalname") and suite_id_of(node) in suites:
+                lfplugin.lastfailed[getattr(node, "id", node.nodeid)] = True  # pytest 9 keys by NodeId
+        return report
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         """Refuse eval items parametrized on more than the case; then ``--llm-eval-shard I/N``
         keeps the eval cases whose id hashes to shard I."""
+        backends: dict[str, set[Any]] = {}
         for item in items:
             params = getattr(item, "callspec", None) and item.callspec.params
-            if params and "llm_case" in params and len(params) > 1:
-                others = ", ".join(sorted(set(params) - {"llm_case"}))
+            if not params or "llm_case" not in params:
+                continue
+            if "anyio_backend" in params:  # @pytest.mark.anyio: one backend per suite composes
+                backends.setdefault(suite_id_of(item), set()).add(repr(params["anyio_backend"]))
+            others = sorted(set(params) - {"llm_case", "anyio_backend"})
+            if others:
                 raise pytest.UsageError(
-                    f"{suite_id_of(item)}: an llm_eval suite cannot also be parametrized ({others}): its cases "
+                    f"{suite_id_of(item)}: an llm_eval suite cannot also be parametrized ({', '.join(others)}): its cases "
                     "would share ids. Write one marked test per variant (or use repeats=)."
+                )
+        for suite_id, found in backends.items():
+            if len(found) > 1:
+                raise pytest.UsageError(
+                    f"{suite_id}: an llm_eval suite runs each case once, but anyio_backend has {len(found)} values "
+                    f"({', '.join(sorted(found))}): override the anyio_backend fixture to return one backend "
+                    "(e.g. 'asyncio') for eval tests, or write one marked test per backend."
                 )
         if self.settings.shard is None:
             return
@@ -182,24 +239,53 @@ class EvalSession:
 
         return SuiteScheduling(config, log)
 
+    # -- a worker crashed (xdist controller) ---------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        if self._flight_dir is None:
+            import tempfile
+
+            self._flight_dir = tempfile.mkdtemp(prefix="llm-eval-flight-")
+        node.workerinput["llm_eval_flight_dir"] = self._flight_dir
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """Blame a worker's crash on the case whose app call was running, not on the item
+        pytest happened to be running (calls run ahead of items); see core/inflight.py."""
+        worker = report.node.gateway.id  # type: ignore[attr-defined]
+        reason = f"worker {worker!r} crashed ({self._node_errors.get(worker) or 'no exit reason given'})"
+        flying = record_crash(self._flight_dir, worker, reason) if self._flight_dir else []
+        blamed = ", ".join(f"{suite}[{case}]" for suite, case, _ in flying)
+        self.incomplete = f"{reason}" + (f" while app calls were in flight for {blamed}" if flying else f" while running {crashitem}")
+        from xdist.scheduler import LoadScopeScheduling
+
+        if flying and isinstance(sched, LoadScopeScheduling):  # it requeues the unfinished item: run it again
+            report.outcome = "rerun"  # type: ignore[assignment]
+
     # -- running a case ---------------------------------------------------------------
 
     def recorder_for(self, item: pytest.Item, case: Case) -> EvalRecorder:
         suite_id = suite_id_of(item)
         plan = self.plans[suite_id]
+        attempt = item.stash[ATTEMPTS_KEY] = item.stash.get(ATTEMPTS_KEY, 0) + 1
         if plan.target is None:
             recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
             item.stash[RECORDER_KEY] = recorder
             return recorder
-        recorder = self._runner(item, suite_id, plan).result(case)
+        # A rerun (pytest-rerunfailures) calls the app again: a flaky call gets a new chance.
+        recorder = self._runner(item, suite_id, plan).result(case, again=attempt > 1)
         item.stash[RECORDER_KEY] = recorder
         try:
             recorder.raise_failure()
-        except AppError as exc:
-            if isinstance(exc.__cause__, LLMEvalError):  # a provider or cache failure: its message says it all
-                pytest.fail(str(exc), pytrace=False)
-            raise
-        return recorder
+        except (AppError, LLMEvalError) as exc:
+            # One message per case; the exception chain (the app's traceback) with --tb=long.
+            if self.config.option.tbstyle == "long":
+                raise
+            message = one_message(exc)
+        else:
+            return recorder
+        pytest.fail(message, pytrace=False)  # outside the except: no "during handling" chain
 
     def _runner(self, item: pytest.Item, suite_id: str, plan: SuitePlan) -> SuiteRunner:
         runner = self.runners.get(suite_id)
@@ -211,7 +297,8 @@ class EvalSession:
                     if isinstance(case, Case):
                         self._selected.setdefault(suite_id_of(selected), []).append(case)
             runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant)),
-                                 self.settings.concurrency, self._selected.get(suite_id, []), self._suite_config(suite_id))
+                                 self.settings.concurrency, self._selected.get(suite_id, []), self._suite_config(suite_id),
+                                 self.flight, suite_id)
             self.runners[suite_id] = runner
         return runner
 
@@ -252,6 +339,10 @@ class EvalSession:
             self.rounds.keep(suite_id_of(item), result)
             report.llm_eval = redact_json(result.to_dict())
             properties = [(name, redact(value) if isinstance(value, str) else value) for name, value in _case_properties(result)]
+            earlier = item.stash.get(PROPERTIES_KEY, [])  # an earlier attempt's: junit keeps one set
+            item.user_properties[:] = [p for p in item.user_properties if not any(p is e for e in earlier)]
+            report.user_properties[:] = [p for p in report.user_properties if not any(p is e for e in earlier)]
+            item.stash[PROPERTIES_KEY] = properties
             item.user_properties.extend(properties)
             report.user_properties.extend(properties)
         if report.longrepr is not None and not isinstance(report.longrepr, tuple):  # failure text: terminal and junit
@@ -277,7 +368,8 @@ class EvalSession:
                           models, recorder.output_text(self.settings.output_chars), dict(recorder.prompts),
                           {m: _truncate(r, REPORT_REASON_CHARS) for m, r in recorder.reasons.items()},
                           review_notes=tuple(_truncate(n, REPORT_REASON_CHARS) for n in recorder.review_notes),
-                          inputs=inputs, expected=expected, variant=case.variant)
+                          inputs=inputs, expected=expected, variant=case.variant,
+                          attempts=item.stash.get(ATTEMPTS_KEY, 1))
 
     # -- aggregation and the gate (serial process or xdist controller) ------------------
 
@@ -285,6 +377,8 @@ class EvalSession:
         if self.is_worker:
             return
         data = getattr(report, "llm_eval", None)
+        if report.outcome == "rerun":  # rerunfailures (or a crash's requeue) runs it again: the last attempt counts
+            return
         if data is not None:
             if self.progress.phase == "start":
                 self.progress.enter("cases")
@@ -357,7 +451,7 @@ class EvalSession:
     def _policy(self) -> GatePolicy:
         settings = self.settings
         return GatePolicy(settings.alpha, settings.max_drop, settings.max_drop_by_metric,
-                          settings.non_inferiority, settings.enforce_thresholds)
+                          settings.non_inferiority, settings.enforce_thresholds, settings.enforce_partial)
 
     def _run_auto_rounds(self, session: pytest.Session) -> None:
         """repeats="auto": the further rounds of the suites this process ran (see glue/rounds.py)."""
@@ -376,7 +470,10 @@ class EvalSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """xdist controller: a worker's further rounds of repeats="auto" suites."""
+        """xdist controller: a worker's further rounds of repeats="auto" suites; a crashed
+        worker's exit reason, for the case blamed in pytest_handlecrashitem."""
+        if error:
+            self._node_errors[node.gateway.id] = str(error).strip()
         for data in self.rounds.receive(getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)):
             self.run.add(CaseResult.from_dict(data, suite=self._spec(data["suite"])))
 
@@ -424,7 +521,7 @@ class EvalSession:
 
             self._git = git_info(self.config.rootpath)
         block = run_block(self.started_at, self.settings.result_options(), self.config.rootpath, versions, self.settings.shard,
-                          git=self._git)
+                          git=self._git, baseline_dir=self.settings.baseline_dir)
         from ..providers.pricing import price_source
 
         block["prices"] = {**price_source(), "overrides": len(runtime.defaults().prices or ())}
@@ -465,6 +562,12 @@ class EvalSession:
             plugin = config.pluginmanager.get_plugin(name)
             if plugin is not None:
                 config.pluginmanager.unregister(plugin)
+        if self.flight is not None:
+            self.flight.close()
+        if self._flight_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._flight_dir, ignore_errors=True)
         runtime.set_defaults(runtime.Defaults())
         set_default_registry(None)
 
@@ -497,6 +600,8 @@ def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
     properties: list[tuple[str, object]] = [(PROPERTY_PREFIX + metric, value) for metric, value in result.scores.items()]
     if result.suite.repeats > 1:
         properties.append((PROPERTY_PREFIX + "repeat", result.repeat))
+    if result.attempts > 1:
+        properties.append((PROPERTY_PREFIX + "attempts", result.attempts))
     if result.latency_ms is not None:
         properties.append((PROPERTY_PREFIX + "latency_ms", round(result.latency_ms, 1)))
     for kind, usage in sorted(result.usage.items()):
@@ -519,6 +624,8 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
     """Synthetic setup/call/teardown reports: one test case per (suite, gate)."""
     file_part, _, function = suite.spec.suite_id.partition("::")
     base_props = [(PROPERTY_PREFIX + "dataset", suite.spec.dataset), (PROPERTY_PREFIX + "cases", suite.n_cases)]
+    if suite.partial:
+        base_props.append((PROPERTY_PREFIX + "partial", suite.partial))
     if suite.flaky_cases:
         base_props.append((PROPERTY_PREFIX + "flaky_cases", " ".join(suite.flaky_cases)))
     gates: list[tuple[str, bool | None, str, list[tuple[str, object]]]] = []  # passed None: not judged

@@ -79,7 +79,9 @@ def _variants(suite_id: str, variants: list[Mapping[str, Any]]) -> list[str]:
 def _suite(suite: Mapping[str, Any]) -> list[str]:
     baseline = suite.get("baseline") or {}
     head = f"### `{suite['suite_id']}` {_MARK[suite['verdict']]}"
-    facts = [f"dataset `{suite['dataset']}`", f"{suite['cases_run']} cases"]
+    partial = suite["verdict"] is not None and suite["cases_run"] < suite["n_rows"]
+    cases = f"partial: {suite['cases_run']} of {suite['n_rows']} cases" if partial else f"{suite['cases_run']} cases"
+    facts = [f"dataset `{suite['dataset']}`", cases]
     if baseline.get("paired_cases"):
         facts.append(f"{baseline['paired_cases']} paired with the baseline")
     elif suite["verdict"] is not None:

@@ -8,7 +8,7 @@ numbers are those the unsplit run would have given. No pytest here.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..core.run import EvalRun
 from ..gate.baseline import BaselineStore
@@ -25,8 +25,10 @@ _SPEC_FIELDS = ("dataset", "fingerprint", "n_rows", "repeats", "thresholds", "de
                 "metrics_declared", "variants")
 
 
-def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: BaselineStore) -> dict[str, Any]:
-    """Merge validated report documents (``(source name, document)`` pairs)."""
+def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]],
+                  store: BaselineStore | Callable[[], BaselineStore]) -> dict[str, Any]:
+    """Merge validated report documents (``(source name, document)`` pairs). ``store`` may
+    be a function making the baseline store, called once the reports are found mergeable."""
     if not reports:
         raise ReportError("nothing to merge: give at least one report")
     for name, doc in reports:
@@ -65,8 +67,9 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]], store: Basel
                 run.add(CaseResult.from_dict(case, suite=spec))
 
     policy = GatePolicy(options["alpha"], options["max_drop"], options["max_drop_by_metric"],
-                        options["non_inferiority"], options["enforce_thresholds"])
-    outcome = run.finish(store, policy)
+                        options["non_inferiority"], options["enforce_thresholds"],
+                        options.get("enforce_partial", False))
+    outcome = run.finish(store() if callable(store) else store, policy)
     runs = [doc["run"] for _, doc in reports]
     merged_run = {
         **first["run"],

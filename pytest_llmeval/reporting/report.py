@@ -63,9 +63,11 @@ def build_report(
 
 
 def run_block(started_at: str, options: Mapping[str, Any], root: Path, versions: Mapping[str, str],
-              shard: tuple[int, int] | None, git: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The report's ``run`` block; ``git`` as from :func:`~pytest_llmeval.fileio.git_info` (asked when None)."""
-    return {
+              shard: tuple[int, int] | None, git: Mapping[str, str] | None = None,
+              baseline_dir: Path | None = None) -> dict[str, Any]:
+    """The report's ``run`` block; ``git`` as from :func:`~pytest_llmeval.fileio.git_info` (asked when None);
+    ``baseline_dir``, recorded so that ``llm-eval merge`` finds the baselines from anywhere."""
+    block = {
         "started_at": started_at,
         "finished_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
         "git": dict(git_info(root) if git is None else git),
@@ -73,6 +75,9 @@ def run_block(started_at: str, options: Mapping[str, Any], root: Path, versions:
         "options": dict(options),
         "shard": None if shard is None else {"index": shard[0], "count": shard[1]},
     }
+    if baseline_dir is not None:
+        block["baseline_dir"] = str(Path(baseline_dir).absolute())
+    return block
 
 
 def _spec_block(spec: SuiteSpec, results: list[CaseResult]) -> dict[str, Any]:

@@ -36,11 +36,15 @@ def summary_lines(outcome: RunOutcome, *, verbose: bool = False) -> list[str]:
 
 def _suite_lines(suite: SuiteOutcome) -> list[str]:
     spec = suite.spec
-    head = f"{suite.display_id}  dataset {spec.dataset}: {suite.n_cases} case(s)"
+    cases = f"partial: {suite.partial}" if suite.partial else f"{suite.n_cases} case(s)"
+    head = f"{suite.display_id}  dataset {spec.dataset}: {cases}"
     if spec.repeats > 1:
         head += f" x {spec.repeats} repeats"
     if suite.paired_cases:
         head += f", {suite.paired_cases} paired with the baseline"
+    errors = error_kinds(suite)
+    if errors:
+        head += f", {sum(errors.values())} errored ({_kinds(errors)})"
     head += "  " + ("PASS" if suite.passed else "FAIL")
     rows = [_COLUMNS] + [_row(v) for v in suite.verdicts]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
@@ -48,6 +52,8 @@ def _suite_lines(suite: SuiteOutcome) -> list[str]:
     lines = [head] + table
     if suite.usage is not None:
         lines.append("  " + usage_line(suite.usage))
+    if errors:  # every kind, not only the app-call errors the usage line and error-rate budget count
+        lines.append(f"  case errors: {sum(errors.values())} of {suite.n_cases} case(s) ({_kinds(errors)})")
     lines += [f"  {v.name}: {v.message}  {'NOT JUDGED' if not v.judged else 'pass' if v.passed else 'FAIL'}" for v in suite.usage_verdicts]
     lines += [f"  note: {note}" for note in suite.notes()]
     for verdict in suite.verdicts:
@@ -58,6 +64,22 @@ def _suite_lines(suite: SuiteOutcome) -> list[str]:
         elif suite.baseline_error is None:
             lines.append(f"  baseline unchanged: {suite.baseline_path}")
     return lines
+
+
+def error_kinds(suite: SuiteOutcome) -> dict[str, int]:
+    """Errored cases by kind (app, a provider error kind, scorer, setup, crash)."""
+    by_case: dict[str, str] = {}
+    for result in suite.results:
+        if result.outcome == "error":
+            by_case.setdefault(result.case_id, result.error_kind or "error")
+    kinds: dict[str, int] = {}
+    for kind in by_case.values():
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def _kinds(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
 
 
 def usage_line(u: SuiteUsage) -> str:
