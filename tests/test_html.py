@@ -104,7 +104,7 @@ def test_the_page_under_xdist_has_every_case_and_flag(pytester, write_jsonl):
 
 
 def test_an_interrupted_run_leaves_an_html_page_that_says_so(pytester, write_jsonl):
-    write_jsonl("data.jsonl", [{"id": k, "inputs": {"key": k}, "expected": "14 days"} for k in "abcde"])
+    write_jsonl("data.jsonl", [{"id": k, "inputs": {"key": k, "note": ""}, "expected": "14 days"} for k in "abcde"])
     pytester.makepyfile(test_eval=APP, test_broken="def test_first(): assert False")
     pytester.runpytest("--llm-eval", "-x", "--llm-eval-html=r.html", "-p", "no:randomly", "test_broken.py", "test_eval.py")
     html = (pytester.path / "r.html").read_text(encoding="utf-8")

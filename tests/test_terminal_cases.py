@@ -73,7 +73,7 @@ def test_a_case_below_its_case_minimum_fails_as_an_item(answers, pytester):
 
 
 def test_live_progress_line_when_asked_and_never_in_a_log_by_default(answers):
-    shown = answers("--llm-eval-progress=on", broken=4)
+    shown = answers("--llm-eval-progress=on", "-p", "no:randomly", broken=4)  # the progress counts cases in dataset order
     lines = [line.replace("\x1b[K", "").strip() for line in shown.stderr.lines]  # each rewrite starts with \r
     assert "llm-eval test_eval.py::test_answers 1/40 · contains 0.000 · errors 0" in lines
     assert "llm-eval test_eval.py::test_answers 40/40 · contains 0.900 · errors 0" in lines
