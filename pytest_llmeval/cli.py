@@ -77,24 +77,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _baseline_dir(args: argparse.Namespace, reports: list, root: Path) -> Path:
-    """Where the baselines are: --baseline-dir; else the folder the reports recorded, when
-    it exists, or when its project is on this machine (a project with no baseline yet);
-    else ./.llm-eval. Reports recorded elsewhere (merged away from the checkout, e.g. CI
-    artifacts) with neither found: LLMEvalError (exit 2), never a judgement without them."""
+    """Where the baselines are, in this order: --baseline-dir; the folder the reports recorded,
+    when it exists or its project is on this machine (a project with no baseline yet: its
+    suites say "no baseline"); ./.llm-eval when it exists (merging in a checkout reports made
+    elsewhere, e.g. CI artifacts); ./.llm-eval for reports that recorded none (older reports).
+    Otherwise the recorded project is not on this machine and there is no checkout here:
+    LLMEvalError (exit 2), never a judgement without baselines."""
     if args.baseline_dir is not None:
         return args.baseline_dir if args.baseline_dir.is_absolute() else root / args.baseline_dir
     recorded = [Path(p) for p in sorted({doc["run"]["baseline_dir"] for _, doc in reports if doc["run"].get("baseline_dir")})]
-    for candidate in [*recorded, root / ".llm-eval"]:
-        if candidate.is_dir():
-            return candidate
-    if not recorded:  # older reports: the folder here, as before
+    for candidate in [*[r for r in recorded if r.is_dir()], *[r for r in recorded if r.parent.is_dir()]]:
+        return candidate
+    if (root / ".llm-eval").is_dir() or not recorded:
         return root / ".llm-eval"
-    for candidate in recorded:
-        if candidate.parent.is_dir():
-            return candidate
-    raise LLMEvalError(f"cannot find the baseline folder: the reports recorded {', '.join(map(str, recorded))} and "
-                       f"there is no {root / '.llm-eval'}; run merge in the checkout or pass --baseline-dir "
-                       "(an empty folder to judge without baselines)")
+    raise LLMEvalError(f"cannot find the baseline folder: the reports recorded {', '.join(map(str, recorded))}, whose "
+                       f"project is not on this machine, and there is no {root / '.llm-eval'}; run merge in the checkout "
+                       "or pass --baseline-dir (an empty folder to judge without baselines)")
 
 
 def _merge(args: argparse.Namespace) -> int:

@@ -116,6 +116,17 @@ def file_lock(path: Path, what: str, error: type[Exception], timeout: float = LO
         lock.release()
 
 
+def git_last_commit(root: Path, path: Path) -> str | None:
+    """The short hash of the last commit on this branch that touched ``path`` (also when the
+    file was since deleted), or None when git does not know it (or is not installed)."""
+    try:
+        done = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)], cwd=root, capture_output=True,
+                              text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def git_info(root: Path) -> dict[str, str]:
     """The commit and branch of ``root`` when git knows them (CI variables as fallback)."""
     info: dict[str, str] = {}

@@ -29,8 +29,13 @@ _MARKER_HELP = (
 _SKIP_REASON = "LLM eval: pass --llm-eval to run (evals call models: they cost money and time)"
 
 
+_VALUE_OPTIONS: set[str] = set()  # this plugin's options that take a value, for the rootdir check
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
+    global _VALUE_OPTIONS
     options.add_options(parser)
+    _VALUE_OPTIONS = options.value_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -46,7 +51,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     if settings.enabled:
+        from .glue.rootdir import rootdir_mistake
         from .glue.session import EvalSession
+
+        explicit = bool(config.option.rootdir or config.option.inifilename) or hasattr(config, "workerinput")
+        mistake = rootdir_mistake(config.invocation_params.args, _VALUE_OPTIONS, config.invocation_params.dir,
+                                  config.rootpath, explicit=explicit)
+        if mistake is not None:
+            raise pytest.UsageError(mistake)
 
         try:
             session = EvalSession(config, settings)

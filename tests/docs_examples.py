@@ -433,6 +433,16 @@ def _baseline_missing(runs: Runs) -> str:
     return grep(runs.run(binary_suite(runs, "no-baseline", 300, 270, 270), "--llm-eval"), r"^  note: no baseline at ")
 
 
+@recipe("baseline-lost")
+def _baseline_lost(runs: Runs) -> str:
+    folder = binary_suite(runs, "lost-baseline", 40, 36, 36)
+    bless(runs, folder)
+    runs.run(folder, "--llm-eval", "--llm-eval-report=r.json")
+    next(folder.glob(".llm-eval/**/*.json")).unlink()
+    return grep(runs.run(folder, "--llm-eval", "--llm-eval-report=r.json", "-p", "no:cacheprovider"),
+                r"^llm-eval: warning: .*baseline", r"^  note: BASELINE MISSING")
+
+
 @recipe("baseline-cases-changed")
 def _baseline_cases_changed(runs: Runs) -> str:
     folder = binary_suite(runs, "cases-changed", 300, 270, 270)

@@ -244,4 +244,7 @@ def test_merge_outside_the_checkout_finds_the_recorded_baselines_or_refuses(pyte
     assert llm_eval_main(["merge", *shards, "-o", "refused.json"]) == 2  # never judged without baselines silently
     assert "cannot find the baseline folder: the reports recorded /nonexistent/ci-runner/project/.llm-eval" in capsys.readouterr().err
     assert not Path("refused.json").exists()
+    monkeypatch.chdir(pytester.path)  # the same reports merged in a checkout: its own .llm-eval
+    assert llm_eval_main(["merge", *shards, "-o", "checkout.json"]) == 1
+    assert read(pytester.path / "checkout.json")["suites"][0]["baseline"]["found"] is True
     assert llm_eval_main(["merge", *shards, "-o", "given.json", "--baseline-dir", str(pytester.path / ".llm-eval")]) == 1

@@ -45,6 +45,7 @@ class SuiteOutcome:
     baseline_path: str = ""
     baseline_error: str | None = None
     baseline: Baseline | None = None
+    baseline_lost: str | None = None  # the absent baseline existed before: the evidence (gate.baseline.lost_baseline)
     paired_cases: int = 0
     new_cases: list[str] = field(default_factory=list)
     missing_cases: list[str] = field(default_factory=list)
@@ -87,6 +88,10 @@ class SuiteOutcome:
                          "enforced only with --llm-eval-enforce-partial; the regression test pairs only these cases)")
         if self.baseline_error:
             notes.append(self.baseline_error)
+        elif self.baseline is None and self.baseline_written is None and self.compared_with_baseline and self.baseline_lost:
+            notes.append(f"BASELINE MISSING: {self.baseline_path} is gone but existed before ({self.baseline_lost}): "
+                         f"regression check skipped; restore it (git checkout -- {self.baseline_path}) or bless a new "
+                         "one with --llm-eval-update")
         elif self.baseline is None and self.baseline_written is None and self.compared_with_baseline:
             notes.append(f"no baseline at {self.baseline_path}: regression check skipped (bless one with --llm-eval-update)")
         if self.baseline is not None:

@@ -229,6 +229,19 @@ def _parse(data: dict[str, Any]) -> Baseline:
     )
 
 
+def lost_baseline(path: Path, root: Path, suite_id: str, compared_before: set[str]) -> str | None:
+    """Why a baseline file that is absent now existed before, or None for a suite that never
+    had one (a first run). ``compared_before``: the suite ids the previous report compared with
+    a baseline. Evidence: that report, else git history of ``path`` (deleted, moved or never
+    checked out); a suite with evidence must not be skipped quietly."""
+    from ..fileio import git_last_commit
+
+    if suite_id in compared_before:
+        return "the previous report compared this suite with it"
+    commit = git_last_commit(root, path)
+    return f"git has it (last commit {commit})" if commit else None
+
+
 def provenance(root: Path) -> dict[str, Any]:
     """When and from which commit a baseline was written (the commit when git knows it)."""
     info: dict[str, Any] = {"written_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}

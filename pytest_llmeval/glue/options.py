@@ -164,6 +164,13 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def value_options(parser: Any) -> set[str]:
+    """The names of this plugin's options that take a value (``--llm-eval-report PATH``)."""
+    group = parser.getgroup("llm-eval")
+    return {name for option in group.options if option.attrs().get("action") not in ("store_true", "store_false")
+            for name in option.names()}
+
+
 def add_options(parser: Any) -> None:
     """Register options and ini keys on pytest's parser."""
     group = parser.getgroup("llm-eval", "LLM evaluation (pytest-llmeval)")

@@ -26,7 +26,7 @@ from ..core.run import EvalRun, RunOutcome, SuiteOutcome
 from ..core.runner import SuiteRunner, case_context
 from ..core.suite import SuitePlan, plan_suite
 from ..errors import LLMEvalError
-from ..gate.baseline import BaselineStore, provenance
+from ..gate.baseline import BaselineStore, lost_baseline, provenance
 from ..gate.comparison import PairComparison
 from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
@@ -35,7 +35,7 @@ from ..providers import runtime
 from ..providers.redaction import redact, redact_json
 from ..reporting.html import require_jinja2
 from ..reporting.progress import RunProgress, refuse_unsafe_outputs
-from ..reporting.report import build_report, run_block
+from ..reporting.report import build_report, run_block, suites_compared_before
 from ..reporting.terminal import summary_lines
 from ..scorers import default_registry
 from .options import Settings
@@ -109,11 +109,14 @@ class EvalSession:
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
         self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
+        self._previous_report: tuple[Path | None, str | None] = (None, None)
         self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display, html=settings.html)
         if not self.is_worker:
             refuse_unsafe_outputs({"report": settings.report, "markdown": settings.markdown, "html": settings.html},
                                   inputs={"prompt log": settings.prompt_log, "price file": settings.price_file},
                                   folders={"cache": settings.cache_dir})
+            # Read before it is replaced: which suites the previous report compared with a baseline.
+            self._previous_report = _previous_report(settings.report) if not settings.update else (None, None)
             self.progress.enter("start")  # from now on the report path never shows an older run's report
         self.rounds = AutoRounds(self)  # repeats="auto": further rounds after the items
         self.reviews = ReviewFile(settings.review_file)
@@ -159,6 +162,13 @@ class EvalSession:
 
     def parametrize(self, metafunc: pytest.Metafunc, marker: pytest.Mark) -> None:
         suite_id = metafunc.definition.nodeid
+        if suite_id.startswith("::"):
+            # pytest names a file outside its rootdir by nothing: two such files with the same
+            # function would share one suite id and one baseline.
+            raise pytest.Collector.CollectError(
+                f"{metafunc.definition.path}: this eval's file lies outside pytest's rootdir {self.config.rootpath}, so "
+                f"its node id {suite_id!r} names no file and cannot key a suite or its baseline; run pytest from the "
+                "project that holds it, or pass --rootdir at a folder above it")
         try:
             plan = plan_suite(
                 suite_id, marker.args, marker.kwargs, metafunc.definition.path.parent, self.config.rootpath,
@@ -418,6 +428,21 @@ class EvalSession:
         self.progress.finished = self.incomplete is None
         return result
 
+    def _flag_lost_baselines(self, outcome: RunOutcome, store: BaselineStore) -> None:
+        """A suite without its baseline that had one before (previous report, git) is warned
+        about loudly: a deleted or moved baseline must not turn into a quiet skip."""
+        missing = [s for s in outcome.suites if s.baseline is None and s.baseline_error is None and s.compared_with_baseline]
+        if not missing:
+            return
+        path, text = self._previous_report
+        compared_before = suites_compared_before(text, path) if path else set()
+        for suite in missing:
+            suite.baseline_lost = lost_baseline(store.path_for(suite.spec.suite_id), self.config.rootpath,
+                                                suite.display_id, compared_before)
+            if suite.baseline_lost:
+                self.file_warnings.append(f"{suite.display_id}: baseline {suite.baseline_path} is missing but existed "
+                                          f"before ({suite.baseline_lost})")
+
     def _judge_and_write(self, session: pytest.Session) -> None:
         """The gate, then the baseline and prompt-log writes of an update run, each a phase."""
         settings = self.settings
@@ -426,6 +451,8 @@ class EvalSession:
         self.progress.enter("gate")
         outcome = self.run.judge(store, policy, update=settings.update, sequential=self.rounds.gate_levels(policy.alpha),
                                  reviews=self.reviews)
+        if not settings.update:
+            self._flag_lost_baselines(outcome, store)
         if settings.update:
             self.progress.enter("baseline write")
             try:
@@ -572,6 +599,18 @@ class EvalSession:
         set_default_registry(None)
 
 
+def _previous_report(path: Path | None) -> tuple[Path | None, str | None]:
+    """The report file's text from before this run (None: none, or too big to trust)."""
+    from ..validation import read_text
+
+    if path is None:
+        return None, None
+    try:
+        return path, read_text(path, "report", LLMEvalError, missing_ok=True)
+    except (LLMEvalError, OSError):
+        return path, None
+
+
 def prompt_log_entries(outcome: RunOutcome, root: Any, registry: PromptRegistry) -> list[dict[str, Any]]:
     """One log line per (suite, prompt version) of a blessed run, with the suite's results."""
     from ..fileio import git_info
@@ -628,6 +667,9 @@ def gate_reports(suite: SuiteOutcome) -> Iterator[pytest.TestReport]:
         base_props.append((PROPERTY_PREFIX + "partial", suite.partial))
     if suite.flaky_cases:
         base_props.append((PROPERTY_PREFIX + "flaky_cases", " ".join(suite.flaky_cases)))
+    if suite.compared_with_baseline and suite.baseline is None and suite.baseline_error is None and suite.baseline_written is None:
+        base_props.append((PROPERTY_PREFIX + "baseline", f"MISSING, existed before ({suite.baseline_lost})" if suite.baseline_lost
+                           else "none: regression check skipped"))
     gates: list[tuple[str, bool | None, str, list[tuple[str, object]]]] = []  # passed None: not judged
     if suite.baseline_error is not None:
         gates.append(("baseline", False, suite.baseline_error, []))

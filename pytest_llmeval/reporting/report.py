@@ -255,6 +255,22 @@ def load_report(path: Path) -> dict[str, Any]:
     return doc
 
 
+def suites_compared_before(text: str | None, path: Path) -> set[str]:
+    """The suite ids a previous report (its text, read before this run replaced it) compared
+    with a found baseline; empty when there was none or it cannot be trusted (it is about to
+    be replaced, and only ever adds a warning)."""
+    if not text:
+        return set()
+    from ..validation import parse
+
+    try:
+        doc = parse(text, str(path), ReportError)
+        validate(doc, str(path))
+    except ReportError:
+        return set()
+    return {suite["suite_id"] for suite in doc["suites"] if (suite.get("baseline") or {}).get("found")}
+
+
 def write_json(path: Path, doc: Any) -> None:
     """Write atomically (see :func:`~pytest_llmeval.fileio.write_atomic`), redacted
     (:func:`~pytest_llmeval.providers.redaction.redact`: no API key leaves in a report)."""

@@ -1,0 +1,103 @@
+"""Results do not depend on where output files go or which folder pytest guesses as rootdir:
+suite ids and baselines stay anchored to the project, evals outside the rootdir are refused
+rather than merged, and a baseline that existed before and is gone now is said loudly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import junit_cases
+
+TEST = """
+import pytest
+
+def app(question):
+    return "Paris" if question != "q3" else "Lyon"
+
+@pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"])
+def test_same(llm_case, llm_eval):
+    pass
+"""
+
+ROWS = [{"id": f"q{i}", "inputs": {"question": f"q{i}"}, "expected": "Paris"} for i in range(6)]
+
+
+@pytest.fixture
+def project(pytester, monkeypatch):
+    """A project in ./proj (its own pyproject.toml) beside an ./out folder; cwd is the project."""
+    proj = pytester.mkdir("proj")
+    (proj / "pyproject.toml").write_text("[tool.pytest.ini_options]\n", encoding="utf-8")
+    (proj / "data.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS), encoding="utf-8")
+    (proj / "test_eval.py").write_text(TEST, encoding="utf-8")
+    pytester.mkdir("out")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def test_an_output_path_outside_the_project_never_moves_the_rootdir(pytester, project):
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    first = pytester.runpytest("--llm-eval", "--llm-eval-report", "../out/r.json")
+    assert first.ret == 0, first.stdout.str()
+    # The report now exists: pytest would take it for a test path and move its rootdir to ../out.
+    second = pytester.runpytest("--llm-eval", "--llm-eval-report", "../out/r.json")
+    assert second.ret == pytest.ExitCode.USAGE_ERROR
+    second.stderr.fnmatch_lines(["*pytest took '../out/r.json', the value of --llm-eval-report, for a test path and chose "
+                                 "the rootdir*not the project at*pyproject.toml*Write --llm-eval-report=../out/r.json*"])
+    one_word = pytester.runpytest("--llm-eval", "--llm-eval-report=../out/r.json")
+    assert one_word.ret == 0
+    report = json.loads((pytester.path / "out" / "r.json").read_text(encoding="utf-8"))
+    assert [s["suite_id"] for s in report["suites"]] == ["test_eval.py::test_same"]
+    assert report["suites"][0]["baseline"]["found"] is True
+    assert pytester.runpytest("--llm-eval", "--llm-eval-report", "../out/r.json", f"--rootdir={project}").ret == 0
+
+
+def test_evals_outside_the_rootdir_are_refused_not_merged_into_one_suite(pytester, project):
+    for folder in ("a", "b"):
+        other = pytester.mkdir(folder)
+        shutil.copy(project / "data.jsonl", other / "data.jsonl")
+        (other / f"test_{folder}.py").write_text(TEST, encoding="utf-8")
+    result = pytester.runpytest("--llm-eval", "--rootdir=.", "../a/test_a.py", "../b/test_b.py")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # collection errors
+    assert result.stdout.str().count("lies outside pytest's rootdir") >= 2
+    result.stdout.fnmatch_lines(["*test_a.py: this eval's file lies outside pytest's rootdir*'::test_same' names no file*"])
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_baseline_the_previous_report_compared_with_is_missing_loudly(pytester, project, xdist):
+    outputs = ["--llm-eval-report=r.json", "--llm-eval-markdown=r.md", "--junitxml=j.xml"]
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    assert pytester.runpytest("--llm-eval", *outputs, *xdist).ret == 0
+    (project / ".llm-eval" / "test_eval.py" / "test_same.json").unlink()
+    result = pytester.runpytest("--llm-eval", *outputs, *xdist)
+    said = "BASELINE MISSING: .llm-eval/test_eval.py/test_same.json is gone but existed before (the previous report"
+    result.stdout.fnmatch_lines(["*llm-eval: warning: test_eval.py::test_same: baseline*missing*", f"*note: {said}*"])
+    report = json.loads((project / "r.json").read_text(encoding="utf-8"))
+    assert any(note.startswith(said) for note in report["suites"][0]["notes"])
+    assert said in (project / "r.md").read_text(encoding="utf-8")
+    gate = junit_cases(project / "j.xml")["llm_eval_gate[contains]"]
+    assert gate["properties"]["llm_eval.baseline"] == "MISSING, existed before (the previous report compared this suite with it)"
+    # The report of the run that missed it compared with nothing: the next run says plainly "no baseline".
+    again = pytester.runpytest("--llm-eval", *outputs)
+    assert "BASELINE MISSING" not in again.stdout.str()
+    again.stdout.fnmatch_lines(["*note: no baseline at .llm-eval/test_eval.py/test_same.json: regression check skipped*"])
+    assert junit_cases(project / "j.xml")["llm_eval_gate[contains]"]["properties"]["llm_eval.baseline"] == \
+        "none: regression check skipped"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_baseline_git_knows_is_missing_loudly_and_a_first_run_is_not(pytester, project):
+    first = pytester.runpytest("--llm-eval")
+    assert "BASELINE MISSING" not in first.stdout.str()  # never blessed: a first run, said plainly
+    first.stdout.fnmatch_lines(["*note: no baseline at .llm-eval/test_eval.py/test_same.json*"])
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bless"]):
+        subprocess.run([*git, *args], cwd=project, check=True, capture_output=True)
+    (project / ".llm-eval" / "test_eval.py" / "test_same.json").unlink()
+    result = pytester.runpytest("--llm-eval")
+    result.stdout.fnmatch_lines(["*note: BASELINE MISSING: .llm-eval/test_eval.py/test_same.json is gone but existed "
+                                 "before (git has it (last commit *)): regression check skipped; restore it (git checkout -- "
+                                 ".llm-eval/test_eval.py/test_same.json)*"])
