@@ -59,6 +59,7 @@ def test_rows_put_regressions_first_then_errors_and_flags(report):
 def test_page_view_has_the_verdict_table_totals_and_charts(report):
     page = build_page(report)
     assert page.verdict == "fail" and page.case_count == 5 and page.review_count == 2  # a (output changed), d
+    assert page.tabs == () and page.variant_groups == () and page.route_groups == ()  # no variants or routes: no tabs
     [suite] = page.suites
     [metric] = suite.metrics
     assert (metric.name, metric.mean, metric.baseline, metric.verdict) == ("contains", "0.500", "0.750", "pass")

@@ -25,6 +25,7 @@ from typing import Any
 from ..errors import LLMEvalError
 from ..fileio import write_atomic
 from ..gate.verdicts import fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
+from .html_variants import VariantGroup, variant_groups
 
 __all__ = ["INSTALL_HINT", "HtmlPage", "build_page", "case_rows", "histogram", "render_html", "render_template", "require_jinja2",
            "write_html"]
@@ -103,6 +104,15 @@ class HtmlPage:
     metrics: tuple[str, ...]
     review_count: int
     compared_with: str | None = None
+    variant_groups: tuple[VariantGroup, ...] = ()  # the Variants tab (A/B variants), empty: no tab
+    route_groups: tuple[VariantGroup, ...] = ()  # the Routes tab (--llm-eval-routes), empty: no tab
+
+    @property
+    def tabs(self) -> tuple[tuple[str, str, str], ...]:
+        """(panel id, label, count) of each tab; none when the report has only suites."""
+        extra = [("variants", "Variants", self.variant_groups), ("routes", "Routes", self.route_groups)]
+        tabs = [(key, label, str(sum(len(g.variants) for g in groups))) for key, label, groups in extra if groups]
+        return (("overview", "Suites and cases", str(self.case_count)), *tabs) if tabs else ()
 
 
 def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_with: str | None = None) -> HtmlPage:
@@ -111,6 +121,7 @@ def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_wit
     run = doc["run"]
     suites = doc["suites"]
     rows = case_rows(doc)
+    groups = variant_groups(suites)
     git = run.get("git") or {}
     git_text = " on ".join(part for part in (git.get("commit", "")[:12], git.get("branch", "")) if part) or "not a git checkout"
     return HtmlPage(
@@ -128,6 +139,8 @@ def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_wit
         metrics=tuple(sorted({m for row in rows for m in row["scores"]})),
         review_count=sum(1 for row in rows if row["flags"]),
         compared_with=compared_with,
+        variant_groups=tuple(g for g in groups if not g.routes),
+        route_groups=tuple(g for g in groups if g.routes),
     )
 
 
