@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -232,9 +233,21 @@ def _clip(text: str | None) -> str | None:
     return text[:_TEXT_CHARS] + f"... [{len(text) - _TEXT_CHARS} more characters]"
 
 
+_DIGITS = {"delta": 6, "latency_ms": 1, "cost": 10}  # scores: 6, the precision baselines store them at
+
+
 def _compact(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row without its empty fields (None, [], {}): the page's script reads them as absent."""
-    return {key: value for key, value in row.items() if value is not None and value != [] and value != {} and value is not False}
+    """A row for the page's data: without its empty fields (None, [], {}), which the
+    script reads as absent, and numbers no more precise than the page can use (the
+    digits of a float are most of a case's bytes once outputs are short)."""
+    compact = {key: value for key, value in row.items() if value is not None and value != [] and value != {} and value is not False}
+    for key, digits in _DIGITS.items():
+        if key in compact:
+            compact[key] = round(compact[key], digits)
+    for key in ("scores", "baseline"):
+        if key in compact:
+            compact[key] = {metric: round(value, 6) for metric, value in compact[key].items()}
+    return compact
 
 
 def _script_json(data: Any) -> str:
@@ -422,7 +435,8 @@ def render_template(name: str, **context: Any) -> str:
 def render_html(page: HtmlPage) -> str:
     """The page as one HTML document, its style and script inline."""
     folder = resources.files("pytest_llmeval.reporting").joinpath("templates")
-    assets = {name: folder.joinpath(name).read_text(encoding="utf-8") for name in ("report.css", "report.js")}
+    # indentation is for reading the sources, not the page (neither file has multi-line strings)
+    assets = {name: re.sub(r"(?m)^[ \t]+", "", folder.joinpath(name).read_text(encoding="utf-8")) for name in ("report.css", "report.js")}
     return render_template("report.html.j2", page=page, css=assets["report.css"], script=assets["report.js"])
 
 
