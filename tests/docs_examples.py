@@ -852,26 +852,14 @@ def main(argv: list[str]) -> int:
 
 # --------------------------------------------------------------------------- checker, providers, merge
 
-_CHECKER_CONFIG = """
-    prompt_registry: {storage: prompts/, approval_required: true, auto_eval: true}
-    eval_gates:
-      golden_dataset: evals/golden-v3.jsonl
-      thresholds: {contains: 0.80}
-      min_examples: 50
-      block_on_regression: true
-    routing:
-      primary:   {provider: anthropic, model: claude-sonnet-4, weight: 0.8}
-      secondary: {provider: openai, model: gpt-4o, weight: 0.2}
-      fallback:  {provider: openai, model: gpt-4o-mini}
-      health_check_interval_seconds: 30
-      failover_after_consecutive_failures: 3
-    monitoring:
-      quality_alert_threshold: -0.05
-      latency_p95_alert_ms: 5000
-      daily_cost_budget: 500.0
-      cost_alert_threshold: 0.80
-    traffic: {requests_per_day: 20000000}
-    """
+def _checker_config(thresholds: str, min_examples: int, extra: str = "") -> str:
+    """The seed article's llmops-config.yaml (as tests/test_check_config.py holds it) with the
+    golden dataset's thresholds and size of the recipe's project, 20M requests a day."""
+    from test_check_config import SEED
+
+    return (SEED.replace("{correctness: 0.85, faithfulness: 0.90, relevance: 0.80}", thresholds)
+            .replace("min_examples: 500", f"min_examples: {min_examples}")
+            + "traffic: {requests_per_day: 20000000}\n" + textwrap.dedent(extra))
 
 
 @recipe("checker-intro")
@@ -883,7 +871,7 @@ def _checker_intro(runs: Runs) -> str:
                    for i in range(60))
     folder = runs.project("checker-intro", {
         "evals/golden-v3.jsonl": rows, "prompts/.keep": "", "pyproject.toml": "[tool.pytest.ini_options]\n",
-        "llmops-config.yaml": _CHECKER_CONFIG,
+        "llmops-config.yaml": _checker_config("{contains: 0.80}", 50),
         "test_golden.py": """
             import os
             import pytest
@@ -919,8 +907,7 @@ def _checker_canary_hold(runs: Runs) -> str:
             llm_eval.record("faithfulness", 1.0)
             llm_eval.record("relevance", 1.0)
         """
-    config = textwrap.dedent(_CHECKER_CONFIG).replace("{contains: 0.80}", "{correctness: 0.85, faithfulness: 0.90, relevance: 0.80}")
-    config = config.replace("min_examples: 50", "min_examples: 40") + textwrap.dedent("""
+    config = _checker_config("{correctness: 0.85, faithfulness: 0.90, relevance: 0.80}", 40, """
         canary:
           stages: [5, 25, 50, 100]
           min_stage_duration_minutes: 60
