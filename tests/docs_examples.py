@@ -852,14 +852,14 @@ def main(argv: list[str]) -> int:
 
 # --------------------------------------------------------------------------- checker, providers, merge
 
-def _checker_config(thresholds: str, min_examples: int, extra: str = "") -> str:
+def _checker_config(thresholds: str, min_examples: int) -> str:
     """The seed article's llmops-config.yaml (as tests/test_check_config.py holds it) with the
     golden dataset's thresholds and size of the recipe's project, 20M requests a day."""
     from test_check_config import SEED
 
     return (SEED.replace("{correctness: 0.85, faithfulness: 0.90, relevance: 0.80}", thresholds)
             .replace("min_examples: 500", f"min_examples: {min_examples}")
-            + "traffic: {requests_per_day: 20000000}\n" + textwrap.dedent(extra))
+            + "traffic: {requests_per_day: 20000000}\n")
 
 
 @recipe("checker-intro")
@@ -907,14 +907,9 @@ def _checker_canary_hold(runs: Runs) -> str:
             llm_eval.record("faithfulness", 1.0)
             llm_eval.record("relevance", 1.0)
         """
-    config = _checker_config("{correctness: 0.85, faithfulness: 0.90, relevance: 0.80}", 40, """
-        canary:
-          stages: [5, 25, 50, 100]
-          min_stage_duration_minutes: 60
-          rollback: {max_quality_drop: 0.05, max_error_rate: 0.02, max_latency_p95_ms: 8000}
-          alpha: 0.05
-          power: 0.8
-        """)
+    from test_check_config import FULL  # the seed config with traffic, a canary plan and feature flags
+
+    config = FULL.replace("min_examples: 500", "min_examples: 40")
     folder = runs.project("checker-canary", {
         "evals/golden-v3.jsonl": rows, "prompts/.keep": "", "pyproject.toml": "[tool.pytest.ini_options]\n",
         "llmops-config.yaml": config,
