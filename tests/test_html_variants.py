@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_html_browser import browser  # noqa: F401 (the module-scoped Chromium fixture)
+from test_html_browser import browser, screenshot_dir  # noqa: F401 (the module-scoped Chromium fixture)
 from test_variants import _report, ab_project, server  # noqa: F401 (fixtures)
 from test_variants_routes import APP as ROUTED_APP
 from test_variants_routes import CONFIG, answer_with, golden_project
@@ -38,7 +38,7 @@ def ab_run(pytester, ab_project, server) -> tuple[dict, Path]:  # noqa: F811
     return report, pytester.path / "ab.html"
 
 
-def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_run, browser):  # noqa: F811
+def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_run, browser, tmp_path):  # noqa: F811
     report, html = ab_run
     page_view = build_page(report)
     assert [t[:2] for t in page_view.tabs] == [("overview", "Suites and cases"), ("variants", "Variants")]
@@ -73,6 +73,7 @@ def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_ru
     assert panel.locator("table.resources tbody tr").count() == 2 * 4  # cost, latency, output and input tokens per pair
     assert panel.locator("figure.chart svg g.interval").count() == 3 + 2 + 4
     assert panel.locator("table.routes").count() == 0 and page.locator("[data-tab=routes]").count() == 0
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "llm-eval-report-variants.png"), full_page=True)
     panel.locator("table.variants a", has_text="worse").click()  # a variant's name leads to its suite section
     assert page.locator("#tab-overview").is_visible() and page.locator("#tab-variants").is_hidden()
     assert page.locator("#case-table tbody tr.case").count() == 1200
@@ -89,7 +90,7 @@ def routed_report(pytester, write_jsonl, monkeypatch) -> Path:
     return pytester.path / "r.json"
 
 
-def test_the_routes_tab_shows_each_route_with_its_parity_verdict(routed_report, browser, capsys):  # noqa: F811
+def test_the_routes_tab_shows_each_route_with_its_parity_verdict(routed_report, browser, capsys, tmp_path):  # noqa: F811
     html = routed_report.with_name("routes.html")
     assert main(["html", str(routed_report), "-o", str(html)]) == 0  # from the JSON report alone
     capsys.readouterr()
@@ -114,6 +115,7 @@ def test_the_routes_tab_shows_each_route_with_its_parity_verdict(routed_report, 
     assert panel.locator(".parity[data-verdict=pass]").count() == 1
     assert panel.locator("table.pairs tbody tr").count() == 2 and panel.locator("table.pairs tr.worse").count() == 1
     assert page.locator("[data-tab=variants]").count() == 0
+    page.screenshot(path=str(screenshot_dir(tmp_path) / "llm-eval-report-routes.png"), full_page=True)
     page.goto(html.as_uri() + "#tab-routes")  # a link to the tab opens it
     assert page.locator("#tab-routes").is_visible()
     assert errors == []
