@@ -99,7 +99,7 @@ def test_the_page_under_xdist_has_every_case_and_flag(pytester, write_jsonl):
     pytester.makepyfile(test_eval=APP)
     pytester.runpytest("--llm-eval", "-n", "2", "--llm-eval-html=r.html")
     html = (pytester.path / "r.html").read_text(encoding="utf-8")
-    data = json.loads(re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.DOTALL).group(1))
     assert sorted(r["id"] for r in data["cases"]) == ["a", "b", "c", "d"]
     assert next(r for r in data["cases"] if r["id"] == "d")["flags"] == [{"reason": "manual", "detail": "check the wording"}]
 

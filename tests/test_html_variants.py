@@ -48,8 +48,8 @@ def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_ru
     worse = next(s for s in report["suites"] if s["variant"] == "worse")
     summary, [metric] = worse["summary"], worse["comparison"]["metrics"]
     row = next(v for v in group.variants if v.name == "worse")
-    assert row.n == "400" and row.means == (f"{summary['metrics']['contains']['mean']:.3f} "
-                                           f"({summary['metrics']['contains']['ci_low']:.2f}-{summary['metrics']['contains']['ci_high']:.2f})",)
+    contains = summary["metrics"]["contains"]
+    assert row.n == "400" and row.means == (f"{contains['mean']:.3f} ({contains['ci_low']:.2f}-{contains['ci_high']:.2f})",)
     pair = next(p for p in group.pairs if p.pair == "worse vs control")
     assert (pair.verdict, pair.p_holm, pair.mde) == ("worse", f"{metric['p_adjusted']:.3f}", f"{metric['mde']:.3f}")
     assert metric["verdict"] == "worse"
@@ -83,8 +83,8 @@ def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_ru
 
 @pytest.fixture
 def routed_report(pytester, write_jsonl, monkeypatch) -> Path:
-    for server in golden_project(pytester, write_jsonl, monkeypatch, CONFIG, ROUTED_APP, n=200):  # noqa: F811
-        server.answer = answer_with("gpt-4o")  # the secondary route gets 10% of the cases wrong
+    for loopback in golden_project(pytester, write_jsonl, monkeypatch, CONFIG, ROUTED_APP, n=200):
+        loopback.answer = answer_with("gpt-4o")  # the secondary route gets 10% of the cases wrong
         result = pytester.runpytest("--llm-eval", "--llm-eval-routes", "llmops-config.yaml", "--llm-eval-report=r.json")
         assert result.ret == 1
     return pytester.path / "r.json"
