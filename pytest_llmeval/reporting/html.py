@@ -6,7 +6,9 @@ validated report document (see :mod:`pytest_llmeval.reporting.report`) once into
 view dataclasses; the Jinja2 templates in ``templates/`` only lay those out, with
 autoescaping on. The per-case table is rendered by the page's script from one embedded
 JSON block, so each text is in the file once (the row shows an excerpt, the expanded
-row the full text and a word diff against the baseline's output).
+row the full text and a word diff against the baseline's output). A report with A/B
+variants or routed models gets "Variants" and "Routes" tabs, built by
+:mod:`pytest_llmeval.reporting.html_variants`; without them the page has no tabs.
 
 Jinja2 is an optional dependency (``pip install pytest-llmeval[html]``), imported by
 :func:`render_html` only.
