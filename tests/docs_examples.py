@@ -860,12 +860,12 @@ def main(argv: list[str]) -> int:
     """``--write``: rewrite the blocks; ``--check``: exit 1 when one drifted; else print."""
     write = "--write" in argv
     if "--check" in argv:
-        names = [a for a in argv if not a.startswith("-")] or EXAMPLE_NAMES
+        names = [a for a in argv if not a.startswith("-")] or sorted(RECIPES)
         drifted = check(generate(names))
         for where in drifted:
             print(f"{where}: shows output a real run no longer prints (python tests/docs_examples.py --write)")
         return 1 if drifted else 0
-    names = [a for a in argv if not a.startswith("-")] or EXAMPLE_NAMES
+    names = [a for a in argv if not a.startswith("-")] or sorted(RECIPES)
     unknown = sorted(set(names) - set(RECIPES))
     if unknown:
         print(f"unknown recipe(s): {', '.join(unknown)}", file=sys.stderr)
@@ -878,6 +878,184 @@ def main(argv: list[str]) -> int:
         for name, text in outputs.items():
             print(f"--- {name}\n{text}")
     return 0
+
+
+
+# --------------------------------------------------------------------------- checker, providers, merge
+
+def _checker_config(thresholds: str, min_examples: int) -> str:
+    """The seed article's llmops-config.yaml (as tests/test_check_config.py holds it) with the
+    golden dataset's thresholds and size of the recipe's project, 20M requests a day."""
+    from test_check_config import SEED
+
+    return (SEED.replace("{correctness: 0.85, faithfulness: 0.90, relevance: 0.80}", thresholds)
+            .replace("min_examples: 500", f"min_examples: {min_examples}")
+            + "traffic: {requests_per_day: 20000000}\n")
+
+
+@recipe("checker-intro")
+def _checker_intro(runs: Runs) -> str:
+    """Two suites on the golden dataset (Claude, the primary, and gpt-4o-mini, the
+    fallback) and no baseline: the routed gpt-4o was never evaluated and the projected
+    cost is over the alert line."""
+    rows = "".join(json.dumps({"id": f"g{i:03d}", "inputs": {"question": f"question {i}"}, "expected": "yes"}) + "\n"
+                   for i in range(60))
+    folder = runs.project("checker-intro", {
+        "evals/golden-v3.jsonl": rows, "prompts/.keep": "", "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "llmops-config.yaml": _checker_config("{contains: 0.80}", 50),
+        "test_golden.py": """
+            import os
+            import pytest
+            from pytest_llmeval.providers import ChatClient
+
+            claude = ChatClient(provider="anthropic", base_url=os.environ["LOOPBACK_BASE_URL"], model="claude-sonnet-4")
+            mini = ChatClient(base_url=os.environ["LOOPBACK_BASE_URL"], model="gpt-4o-mini")
+
+            @pytest.mark.llm_eval(dataset="evals/golden-v3.jsonl", target=lambda question: claude.complete(question),
+                                  scorers=["contains"], thresholds={"contains": 0.8})
+            def test_claude(llm_case, llm_eval):
+                pass
+
+            @pytest.mark.llm_eval(dataset="evals/golden-v3.jsonl", target=lambda question: mini.complete(question),
+                                  scorers=["contains"], thresholds={"contains": 0.8})
+            def test_mini(llm_case, llm_eval):
+                pass
+            """,
+    })
+    _on_loopback(runs, folder, lambda request: "yes, see the help page", "--llm-eval", "-q", "--llm-eval-report=report.json")
+    command = ("llm-eval-check", "llmops-config.yaml", "--report", "report.json")
+    return "$ " + " ".join(command) + "\n" + runs.run(folder, *command, pytest=False)
+
+
+@recipe("checker-canary-hold")
+def _checker_canary_hold(runs: Runs) -> str:
+    """The first 40 cases of a canary: control and candidate answer every case alike."""
+    rows = "".join(json.dumps({"id": f"g{i:03d}", "inputs": {"i": i}, "expected": "yes"}) + "\n" for i in range(40))
+    suite = """
+        @pytest.mark.llm_eval(dataset="evals/golden-v3.jsonl")
+        def test_{name}(llm_case, llm_eval):
+            llm_eval.record("correctness", 0.0 if llm_case.inputs["i"] == 7 else 1.0)
+            llm_eval.record("faithfulness", 1.0)
+            llm_eval.record("relevance", 1.0)
+        """
+    from test_check_config import FULL  # the seed config with traffic, a canary plan and feature flags
+
+    config = FULL.replace("min_examples: 500", "min_examples: 40")
+    folder = runs.project("checker-canary", {
+        "evals/golden-v3.jsonl": rows, "prompts/.keep": "", "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "llmops-config.yaml": config,
+        "test_golden.py": "import pytest\n" + "".join(textwrap.dedent(suite).replace("{name}", n) for n in ("claude", "gpt4o")),
+    })
+    runs.run(folder, "--llm-eval", "-q", "--llm-eval-report=first40.json")
+    out = runs.run(folder, "llm-eval-check", "llmops-config.yaml", "--canary", "--report", "first40.json", "--control",
+                   "test_golden.py::test_claude", "--candidate", "test_golden.py::test_gpt4o", "--current-stage", "5", pytest=False)
+    return ("$ llm-eval-check llmops-config.yaml --canary --report first40.json --control test_golden.py::test_claude \\\n"
+            "      --candidate test_golden.py::test_gpt4o --current-stage 5\n" + out)
+
+
+_LOOPBACK_ADDRESS = re.compile(r"127\.0\.0\.1:\d+")
+
+
+def _shown_port(text: str, port: int) -> str:
+    """A loopback server listens on a free port; the docs show one fixed port."""
+    return _LOOPBACK_ADDRESS.sub(f"127.0.0.1:{port}", text)
+
+
+@recipe("providers-final-errors")
+def _providers_final_errors(runs: Runs) -> str:
+    folder = runs.project("final-errors", {"errors.py": """
+        from pytest_llmeval.errors import ProviderError
+        from pytest_llmeval.providers import ChatClient
+        from pytest_llmeval.testing import Faults, LoopbackLLMServer
+
+        with LoopbackLLMServer(default_answer="Paris") as server:
+            server.faults = Faults(fail_first=3, fail_status=503)   # more failures than retries
+            client = ChatClient(base_url=server.base_url, model="gpt-4o-mini", max_retries=2, backoff_base=0.01)
+            try:
+                client.complete("Capital of France?")
+            except ProviderError as exc:
+                print(exc)
+            server.faults, server.latency = None, 1.0                 # slower than the timeout
+            client = ChatClient(base_url=server.base_url, model="gpt-4o-mini", timeout=0.2, max_retries=1, backoff_base=0.01)
+            try:
+                client.complete("Capital of France?")
+            except ProviderError as exc:
+                print(exc)
+        """})
+    return _shown_port(runs.run(folder, "python", "errors.py", pytest=False), 8000)
+
+
+@recipe("providers-strict-miss")
+def _providers_strict_miss(runs: Runs) -> str:
+    folder = runs.project("strict-miss", {
+        "data.jsonl": json.dumps({"id": "paris", "inputs": {"question": "Capital of France?"}, "expected": "Paris"}) + "\n",
+        "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "test_eval.py": """
+            import pytest
+            from pytest_llmeval.providers import ChatClient
+
+            client = ChatClient(base_url="http://127.0.0.1:8000/v1", model="gpt-4o-mini")
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", target=lambda question: client.complete(question), scorers=["contains"])
+            def test_capitals(llm_case, llm_eval):
+                pass
+            """,
+    })
+    out = runs.run(folder, "--llm-eval", "--llm-eval-cache=strict", "-q")
+    return next(line for line in out.splitlines() if line.startswith("case 'paris': app raised CacheMissError"))
+
+
+@recipe("providers-usage-line")
+def _providers_usage_line(runs: Runs) -> str:
+    rows = "".join(json.dumps({"id": city, "inputs": {"question": f"Capital of {country}?"}, "expected": city}) + "\n"
+                   for city, country in (("Paris", "France"), ("Rome", "Italy")))
+    folder = runs.project("usage-line", {
+        "data.jsonl": rows, "pyproject.toml": "[tool.pytest.ini_options]\n",
+        "test_eval.py": """
+            import os
+            import pytest
+            from pytest_llmeval.providers import ChatClient
+
+            client = ChatClient(base_url=os.environ["LOOPBACK_BASE_URL"], model="gpt-4o-mini")
+
+            @pytest.mark.llm_eval(dataset="data.jsonl", target=lambda question: client.complete(question), scorers=["contains"])
+            def test_capitals(llm_case, llm_eval):
+                pass
+            """,
+    })
+    answers = {"Capital of France?": "Paris", "Capital of Italy?": "Rome"}
+    out = _on_loopback(runs, folder, lambda request: answers[request["messages"][-1]["content"]], "--llm-eval", "-q")
+    return grep(out, r"^\s*usage: ").strip()
+
+
+@recipe("providers-server-cli")
+def _providers_server_cli(runs: Runs) -> str:
+    command = [sys.executable, "-m", "pytest_llmeval.testing.server", "--port", "0", "--latency-ms", "50", "--default-answer", "Paris"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = server.stdout.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return "$ python -m pytest_llmeval.testing.server " + " ".join(command[3:]) + "\n" + _shown_port(first, 41819)
+
+
+@recipe("report-merge")
+def _report_merge(runs: Runs) -> str:
+    folder = binary_suite(runs, "merge-shards", 37, 35, 35)
+    bless(runs, folder)
+    for i in (1, 2, 3):
+        runs.run(folder, "--llm-eval", "-q", f"--llm-eval-shard={i}/3", f"--llm-eval-report=shard{i}.json")
+    command = ("llm-eval", "merge", "shard1.json", "shard2.json", "shard3.json", "-o", "merged.json", "--markdown", "merged.md")
+    return "$ " + " ".join(command) + "\n" + runs.run(folder, *command, pytest=False)
+
+
+@recipe("report-merge-missing-shard")
+def _report_merge_missing_shard(runs: Runs) -> str:
+    _report_merge(runs)
+    folder = runs.root / "merge-shards"
+    command = ("llm-eval", "merge", "shard1.json", "shard2.json", "-o", "partial.json")
+    return "$ " + " ".join(command) + "\n" + runs.run(folder, *command, pytest=False)
 
 
 if __name__ == "__main__":

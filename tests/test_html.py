@@ -59,6 +59,7 @@ def test_rows_put_regressions_first_then_errors_and_flags(report):
 def test_page_view_has_the_verdict_table_totals_and_charts(report):
     page = build_page(report)
     assert page.verdict == "fail" and page.case_count == 5 and page.review_count == 2  # a (output changed), d
+    assert page.tabs == () and page.variant_groups == () and page.route_groups == ()  # no variants or routes: no tabs
     [suite] = page.suites
     [metric] = suite.metrics
     assert (metric.name, metric.mean, metric.baseline, metric.verdict) == ("contains", "0.500", "0.750", "pass")
@@ -98,7 +99,7 @@ def test_the_page_under_xdist_has_every_case_and_flag(pytester, write_jsonl):
     pytester.makepyfile(test_eval=APP)
     pytester.runpytest("--llm-eval", "-n", "2", "--llm-eval-html=r.html")
     html = (pytester.path / "r.html").read_text(encoding="utf-8")
-    data = json.loads(re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.S).group(1))
+    data = json.loads(re.search(r'<script type="application/json" id="llm-eval-data">(.*?)</script>', html, re.DOTALL).group(1))
     assert sorted(r["id"] for r in data["cases"]) == ["a", "b", "c", "d"]
     assert next(r for r in data["cases"] if r["id"] == "d")["flags"] == [{"reason": "manual", "detail": "check the wording"}]
 

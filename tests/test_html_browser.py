@@ -96,6 +96,7 @@ def test_report_of_a_planted_regression_in_chromium(regressed_report, browser, t
     page.goto((regressed_report.parent / "report.html").as_uri())
 
     assert errors == []
+    assert page.locator("[role=tab]").count() == 0  # tabs only for variants and routes
     assert [url for url in requests if not url.startswith("file:")] == []  # nothing fetched: self-contained
     rows = page.locator("#case-table tbody tr.case")
     assert rows.count() == 300

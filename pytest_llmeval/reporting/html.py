@@ -6,7 +6,9 @@ validated report document (see :mod:`pytest_llmeval.reporting.report`) once into
 view dataclasses; the Jinja2 templates in ``templates/`` only lay those out, with
 autoescaping on. The per-case table is rendered by the page's script from one embedded
 JSON block, so each text is in the file once (the row shows an excerpt, the expanded
-row the full text and a word diff against the baseline's output).
+row the full text and a word diff against the baseline's output). A report with A/B
+variants or routed models gets "Variants" and "Routes" tabs, built by
+:mod:`pytest_llmeval.reporting.html_variants`; without them the page has no tabs.
 
 Jinja2 is an optional dependency (``pip install pytest-llmeval[html]``), imported by
 :func:`render_html` only.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -25,6 +28,7 @@ from typing import Any
 from ..errors import LLMEvalError
 from ..fileio import write_atomic
 from ..gate.verdicts import fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
+from .html_variants import VariantGroup, variant_groups
 
 __all__ = ["INSTALL_HINT", "HtmlPage", "build_page", "case_rows", "histogram", "render_html", "render_template", "require_jinja2",
            "write_html"]
@@ -103,6 +107,15 @@ class HtmlPage:
     metrics: tuple[str, ...]
     review_count: int
     compared_with: str | None = None
+    variant_groups: tuple[VariantGroup, ...] = ()  # the Variants tab (A/B variants), empty: no tab
+    route_groups: tuple[VariantGroup, ...] = ()  # the Routes tab (--llm-eval-routes), empty: no tab
+
+    @property
+    def tabs(self) -> tuple[tuple[str, str, str], ...]:
+        """(panel id, label, count) of each tab; none when the report has only suites."""
+        extra = [("variants", "Variants", self.variant_groups), ("routes", "Routes", self.route_groups)]
+        tabs = [(key, label, str(sum(len(g.variants) for g in groups))) for key, label, groups in extra if groups]
+        return (("overview", "Suites and cases", str(self.case_count)), *tabs) if tabs else ()
 
 
 def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_with: str | None = None) -> HtmlPage:
@@ -111,6 +124,7 @@ def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_wit
     run = doc["run"]
     suites = doc["suites"]
     rows = case_rows(doc)
+    groups = variant_groups(suites)
     git = run.get("git") or {}
     git_text = " on ".join(part for part in (git.get("commit", "")[:12], git.get("branch", "")) if part) or "not a git checkout"
     return HtmlPage(
@@ -128,6 +142,8 @@ def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_wit
         metrics=tuple(sorted({m for row in rows for m in row["scores"]})),
         review_count=sum(1 for row in rows if row["flags"]),
         compared_with=compared_with,
+        variant_groups=tuple(g for g in groups if not g.routes),
+        route_groups=tuple(g for g in groups if g.routes),
     )
 
 
@@ -219,9 +235,21 @@ def _clip(text: str | None) -> str | None:
     return text[:_TEXT_CHARS] + f"... [{len(text) - _TEXT_CHARS} more characters]"
 
 
+_DIGITS = {"delta": 6, "latency_ms": 1, "cost": 10}  # scores: 6, the precision baselines store them at
+
+
 def _compact(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row without its empty fields (None, [], {}): the page's script reads them as absent."""
-    return {key: value for key, value in row.items() if value is not None and value != [] and value != {} and value is not False}
+    """A row for the page's data: without its empty fields (None, [], {}), which the
+    script reads as absent, and numbers no more precise than the page can use (the
+    digits of a float are most of a case's bytes once outputs are short)."""
+    compact = {key: value for key, value in row.items() if value is not None and value != [] and value != {} and value is not False}
+    for key, digits in _DIGITS.items():
+        if key in compact:
+            compact[key] = round(compact[key], digits)
+    for key in ("scores", "baseline"):
+        if key in compact:
+            compact[key] = {metric: round(value, 6) for metric, value in compact[key].items()}
+    return compact
 
 
 def _script_json(data: Any) -> str:
@@ -409,7 +437,8 @@ def render_template(name: str, **context: Any) -> str:
 def render_html(page: HtmlPage) -> str:
     """The page as one HTML document, its style and script inline."""
     folder = resources.files("pytest_llmeval.reporting").joinpath("templates")
-    assets = {name: folder.joinpath(name).read_text(encoding="utf-8") for name in ("report.css", "report.js")}
+    # indentation is for reading the sources, not the page (neither file has multi-line strings)
+    assets = {name: re.sub(r"(?m)^[ \t]+", "", folder.joinpath(name).read_text(encoding="utf-8")) for name in ("report.css", "report.js")}
     return render_template("report.html.j2", page=page, css=assets["report.css"], script=assets["report.js"])
 
 

@@ -177,4 +177,25 @@
   [statusFilter, suiteFilter].forEach(function (s) { if (s) { s.addEventListener("change", render); } });
   textFilter.addEventListener("input", render);
   render();
+
+  // Tabs (only when the report has variants or routes): one panel shown at a time; a link
+  // to #tab-<name>, or to anything inside a panel (a suite's section), shows that panel.
+  var tabs = Array.prototype.slice.call(document.querySelectorAll("[role=tab]"));
+  function showTab(name) {
+    tabs.forEach(function (tab) {
+      var on = tab.dataset.tab === name;
+      tab.setAttribute("aria-selected", on ? "true" : "false");
+      document.getElementById("tab-" + tab.dataset.tab).hidden = !on;
+    });
+  }
+  function follow() {
+    var target = location.hash.length > 1 ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+    var panel = target ? target.closest("[role=tabpanel]") : null;
+    showTab(panel ? panel.id.slice(4) : tabs[0].dataset.tab);
+    if (target && target !== panel) { target.scrollIntoView(); }
+  }
+  if (tabs.length) {
+    window.addEventListener("hashchange", follow);
+    follow();
+  }
 })();
