@@ -167,7 +167,12 @@ def no_price_library(monkeypatch):
     """A core install: genai-prices cannot be imported, so only overridden models are priced."""
     import sys
 
+    from pytest_llmeval.providers import pricing
+
     monkeypatch.setitem(sys.modules, "genai_prices", None)
+    pricing._library_price.cache_clear()  # prices an earlier run looked up
+    yield
+    pricing._library_price.cache_clear()
 
 
 def test_all_calls_unpriced_is_cost_unknown_never_zero_and_the_budget_is_not_judged(pytester, project, server, no_price_library):

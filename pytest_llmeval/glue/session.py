@@ -82,6 +82,13 @@ class EvalSession:
             from ..providers import capture
 
             capture.enable()
+        if settings.otel:
+            from ..providers import otel
+
+            try:
+                otel.enable()
+            except ImportError as exc:
+                raise pytest.UsageError(f"ini llm_eval_otel: {exc}") from None
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
@@ -459,6 +466,9 @@ class EvalSession:
         from ..providers import capture
 
         capture.disable()
+        from ..providers import otel
+
+        otel.disable()
         if self.history is not None:
             self.history.close()
         for name in ("llmeval-score-words", "llmeval-progress", "llmeval-pytest-html"):

@@ -52,7 +52,7 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 __all__ = [
     "KINDS",
@@ -111,7 +111,7 @@ class CallRecord:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     usage_known: bool = True
-    source: str = "client"  # "client" (our clients) or "capture" (an SDK's HTTP call)
+    source: str = "client"  # "client" (our clients), "capture" (an SDK's HTTP call) or "otel" (a GenAI span)
 
     def __post_init__(self) -> None:
         _check_kind(self.kind)
@@ -240,11 +240,27 @@ def current_ledger() -> Ledger | None:
     return _LEDGER.get()
 
 
+_CASE_START_HOOKS: list[Callable[[], None]] = []
+
+
+def on_case_start(hook: Callable[[], None], *, remove: bool = False) -> None:
+    """Call ``hook()`` whenever a case's ledger becomes current (``remove``: stop). A usage
+    source that needs the app's set-up done (the OpenTelemetry processor) waits with it."""
+    if remove:
+        while hook in _CASE_START_HOOKS:
+            _CASE_START_HOOKS.remove(hook)
+    elif hook not in _CASE_START_HOOKS:
+        _CASE_START_HOOKS.append(hook)
+
+
 @contextmanager
 def use_ledger(ledger: Ledger | None) -> Iterator[Ledger | None]:
     """Make ``ledger`` the current ledger inside the ``with`` block (None: record nothing)."""
     if ledger is not None and not isinstance(ledger, Ledger):
         raise TypeError(f"use_ledger takes a Ledger or None, not {type(ledger).__name__}")
+    if ledger is not None and _CASE_START_HOOKS:
+        for hook in tuple(_CASE_START_HOOKS):
+            hook()
     token = _LEDGER.set(ledger)
     try:
         yield ledger

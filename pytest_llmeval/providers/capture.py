@@ -58,7 +58,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..errors import CacheMissError
-from . import accounting, capture_variant, runtime
+from . import accounting, capture_variant, otel, runtime
 from .usage import Usage, api_of, usage_from_json, usage_from_sse
 
 __all__ = ["HTTP_MODULES", "disable", "enable", "enabled", "own_call"]
@@ -399,6 +399,8 @@ class _Call:
         ledger = self.ledger
         if ledger is None:
             return
+        if otel.enabled():
+            otel.note_captured_call()  # a GenAI span around this call must not count it again
         latency_ms = 0.0 if cached else (time.perf_counter() - self.started) * 1000
         retries, retry_kinds, previous, first_started = 0, (), None, self.started
         retry_kinds: tuple[str, ...]
