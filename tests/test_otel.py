@@ -71,6 +71,14 @@ def app(question):
             answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": question}])
     return answer.choices[0].message.content
 """,
+    # the plugin's own client inside a framework's span: counted once, by the client
+    "client": """
+from pytest_llmeval.providers import ChatClient
+client = ChatClient(base_url=os.environ["LOOPBACK_BASE_URL"], model="gpt-4o-mini", api_key_env="NO_SUCH_KEY")
+def app(question):
+    with model_span("chat", "chat", 999, 999, model="gpt-4o-mini"):
+        return client.complete(question)
+""",
 }
 INI = "[pytest]\nllm_eval_otel = {otel}\nllm_eval_prices =\n    span-model = 1 / 2\n    gpt-4o-mini = 1 / 2\n"
 
@@ -126,8 +134,9 @@ def test_a_model_span_around_a_counted_span_is_not_counted_again(pytester, proje
     assert app_usage(run(pytester)) == [(1, 10, 5, pytest.approx(20e-6))] * 3
 
 
-def test_a_call_the_capture_counted_is_not_counted_again_from_its_span(pytester, project, server):
-    project("sdk")
+@pytest.mark.parametrize("app", ["sdk", "client"])
+def test_a_call_the_capture_counted_is_not_counted_again_from_its_span(pytester, project, server, app):
+    project(app)
     report = run(pytester)
     assert server.requests == 3
     # the loopback server's usage (3 words in, 3 out), not the span's 999/999
