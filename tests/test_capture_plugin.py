@@ -177,7 +177,8 @@ def no_price_library(monkeypatch):
 
 def test_all_calls_unpriced_is_cost_unknown_never_zero_and_the_budget_is_not_judged(pytester, project, server, no_price_library):
     project("openai", n=3, extra=', budgets={"max_cost_per_case": 1e-7}')
-    result = pytester.runpytest("--llm-eval", "--junitxml=junit.xml", "--llm-eval-report=r.json", "--llm-eval-markdown=s.md")
+    result = pytester.runpytest("--llm-eval", "--junitxml=junit.xml", "--llm-eval-report=r.json", "--llm-eval-markdown=s.md",
+                                "--llm-eval-html=r.html")
     result.assert_outcomes(passed=4, skipped=1)
     result.stdout.fnmatch_lines([
         "*usage: cost unknown (3 calls unpriced: gpt-4o-mini); tokens 9 in / 9 out*",
@@ -192,8 +193,10 @@ def test_all_calls_unpriced_is_cost_unknown_never_zero_and_the_budget_is_not_jud
     assert [(g["name"], g["verdict"]) for g in doc["suites"][0]["usage_gates"]] == [("cost_per_case", "not judged")]
     markdown = (pytester.path / "s.md").read_text(encoding="utf-8")
     assert "Cost unknown (3 calls unpriced)" in markdown and "Cost $" not in markdown
-    junit = junit_cases(pytester.path / "junit.xml")["llm_eval_gate[cost_per_case]"]
-    assert junit["failure"] is None and junit["error"] is None
+    junit = junit_cases(pytester.path / "junit.xml")
+    assert junit["llm_eval_gate[cost_per_case]"]["failure"] is None and junit["llm_eval_gate[cost_per_case]"]["error"] is None
+    assert junit["test_eval[c000]"]["properties"]["llm_eval.app.cost"] == "unknown"
+    assert "unknown (3 calls unpriced or without usage)" in (pytester.path / "r.html").read_text(encoding="utf-8")
 
 
 def test_some_calls_unpriced_is_a_lower_bound_that_fails_only_when_already_over(pytester, write_jsonl, server, no_price_library):

@@ -513,7 +513,7 @@ def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
         if usage.get("calls"):
             prefix = f"{PROPERTY_PREFIX}{kind}."
             properties += [(prefix + "input_tokens", usage["input_tokens"]), (prefix + "output_tokens", usage["output_tokens"]),
-                           (prefix + "cost", usage["cost"])]
+                           (prefix + "cost", "unknown" if usage.get("unpriced_calls") or usage.get("usage_unknown_calls") else usage["cost"])]
             if usage.get("cached_calls"):
                 properties.append((prefix + "cached_calls", usage["cached_calls"]))
     for metric, reason in sorted(result.reasons.items()):
