@@ -66,13 +66,13 @@ def test_ledger_summary_per_kind():
     assert summary["app"] == {
         "calls": 5, "cached_calls": 1, "usage_unknown_calls": 0, "input_tokens": 410, "output_tokens": 125,
         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
-        "cost": pytest.approx(0.3), "unpriced_models": ["local-llama"], "latency_ms": 1350.0,
+        "cost": pytest.approx(0.3), "unpriced_models": ["local-llama"], "unpriced_calls": 1, "latency_ms": 1350.0,
         "errors": {"timeout": 1}, "retries": 3, "retry_kinds": {"rate_limit": 1, "server_error": 1, "unknown": 1},
     }
     assert summary["judge"] == {
         "calls": 1, "cached_calls": 0, "usage_unknown_calls": 0, "input_tokens": 1000, "output_tokens": 10, "cost": 0.003,
         "cached_input_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
-        "unpriced_models": [], "latency_ms": 40.0, "errors": {}, "retries": 0, "retry_kinds": {},
+        "unpriced_models": [], "unpriced_calls": 0, "latency_ms": 40.0, "errors": {}, "retries": 0, "retry_kinds": {},
     }
     assert len(ledger) == 6 and len(ledger.records) == 6
 

@@ -5,6 +5,7 @@ and the ``llm_eval_capture`` switch."""
 from __future__ import annotations
 
 import json
+import os
 
 # Imported before any in-process pytester run (see tests/test_capture.py).
 import anthropic  # noqa: F401
@@ -159,3 +160,75 @@ def test_capture_can_be_switched_off(pytester, project, server):
     pytester.runpytest("--llm-eval", "--llm-eval-report=r.json").assert_outcomes(passed=3)
     assert server.requests == 2
     assert report(pytester)["suites"][0]["usage"]["calls"] == 0
+
+
+@pytest.fixture
+def no_price_library(monkeypatch):
+    """A core install: genai-prices cannot be imported, so only overridden models are priced."""
+    import sys
+
+    from pytest_llmeval.providers import pricing
+
+    monkeypatch.setitem(sys.modules, "genai_prices", None)
+    pricing._library_price.cache_clear()  # prices an earlier run looked up
+    yield
+    pricing._library_price.cache_clear()
+
+
+def test_all_calls_unpriced_is_cost_unknown_never_zero_and_the_budget_is_not_judged(pytester, project, server, no_price_library):
+    project("openai", n=3, extra=', budgets={"max_cost_per_case": 1e-7}')
+    result = pytester.runpytest("--llm-eval", "--junitxml=junit.xml", "--llm-eval-report=r.json", "--llm-eval-markdown=s.md",
+                                "--llm-eval-html=r.html")
+    result.assert_outcomes(passed=4, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*usage: cost unknown (3 calls unpriced: gpt-4o-mini); tokens 9 in / 9 out*",
+        "*cost_per_case: cost per case (budget $0.000000) not judged: cost unknown: 3 of 3 calls unpriced (gpt-4o-mini: "
+        "no price in the table; add one with llm_eval_prices)  NOT JUDGED",
+    ])
+    result.stdout.no_fnmatch_line("*cost $0.000000*")
+    doc = report(pytester)
+    usage = doc["suites"][0]["usage"]
+    assert usage["unpriced_calls"] == 3 and usage["unpriced_models"] == ["gpt-4o-mini"]
+    assert [c["usage"]["app"]["unpriced_calls"] for c in doc["suites"][0]["cases"]] == [1, 1, 1]
+    assert [(g["name"], g["verdict"]) for g in doc["suites"][0]["usage_gates"]] == [("cost_per_case", "not judged")]
+    markdown = (pytester.path / "s.md").read_text(encoding="utf-8")
+    assert "Cost unknown (3 calls unpriced)" in markdown and "Cost $" not in markdown
+    junit = junit_cases(pytester.path / "junit.xml")
+    assert junit["llm_eval_gate[cost_per_case]"]["failure"] is None and junit["llm_eval_gate[cost_per_case]"]["error"] is None
+    assert junit["test_eval[c000]"]["properties"]["llm_eval.app.cost"] == "unknown"
+    assert "unknown (3 calls unpriced or without usage)" in (pytester.path / "r.html").read_text(encoding="utf-8")
+
+
+def test_some_calls_unpriced_is_a_lower_bound_that_fails_only_when_already_over(pytester, write_jsonl, server, no_price_library):
+    write_jsonl("data.jsonl", [{"id": f"c{i}", "inputs": {"question": "one two three"}, "expected": "yes"} for i in range(2)])
+    pytester.makepyfile(test_eval="""
+        import os, pytest, openai
+        client = openai.OpenAI(base_url=os.environ["LOOPBACK_BASE_URL"], api_key="sk-test-0123456789abcdef")
+        def app(question):
+            for model in ("priced-model", "gpt-4o-mini"):
+                answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}])
+            return answer.choices[0].message.content
+        @pytest.mark.llm_eval(dataset="data.jsonl", target=app, scorers=["contains"],
+                              budgets={"max_cost_per_case": float(os.environ["BUDGET"])})
+        def test_eval(llm_case, llm_eval):
+            pass
+        """)
+    pytester.makeini("[pytest]\nllm_eval_prices =\n    priced-model = 100 / 100\n")
+    # priced-model: 3 in + 3 out tokens at $100 per million = $0.0006 per case, the other call unpriced
+    os.environ["BUDGET"] = "0.01"
+    try:
+        result = pytester.runpytest("--llm-eval", "--llm-eval-markdown=s.md")
+        result.assert_outcomes(passed=3, skipped=1)
+        result.stdout.fnmatch_lines([
+            "*usage: cost at least $0.001200 ($0.000600/case, p95 $0.000600), 2 calls unpriced: gpt-4o-mini; *",
+            "*cost_per_case: cost per case (budget $0.0100) not judged: cost unknown: 2 of 4 calls unpriced*NOT JUDGED",
+        ])
+        assert "Cost at least $0.001200 ($0.000600/case), 2 calls unpriced" in (pytester.path / "s.md").read_text(encoding="utf-8")
+        os.environ["BUDGET"] = "0.0001"
+        result = pytester.runpytest("--llm-eval")
+        result.assert_outcomes(passed=3, failed=1)
+        result.stdout.fnmatch_lines([
+            "*cost_per_case: cost per case at least $0.000600 mean (cost unknown for 2 of 4 calls) > budget $0.000100  FAIL",
+        ])
+    finally:
+        del os.environ["BUDGET"]

@@ -70,6 +70,21 @@ def _not_judged(name: str, usage: SuiteUsage, what: str) -> UsageVerdict:
                         {"usage_unknown_calls": usage.usage_unknown_calls, "calls": usage.calls}, judged=False)
 
 
+def _cost_not_judged(usage: SuiteUsage, limit: float) -> UsageVerdict:
+    from .verdicts import fmt_money
+
+    what = f"cost per case (budget ${fmt_money(limit)})"
+    if not getattr(usage, "unpriced_calls", 0):
+        return _not_judged("cost_per_case", usage, what)
+    reasons = [f"{usage.unpriced_calls} of {usage.calls} calls unpriced ({', '.join(usage.unpriced_models)}: no price in "
+               "the table; add one with llm_eval_prices)"]
+    if usage.usage_unknown_calls:
+        reasons.append(f"usage unknown for {usage.usage_unknown_calls} of {usage.calls} calls")
+    return UsageVerdict("cost_per_case", True, f"{what} not judged: cost unknown: {'; '.join(reasons)}",
+                        {"unpriced_calls": usage.unpriced_calls, "usage_unknown_calls": usage.usage_unknown_calls,
+                         "calls": usage.calls}, judged=False)
+
+
 def judge_usage(
     usage: SuiteUsage,
     budgets: Mapping[str, float],
@@ -79,14 +94,21 @@ def judge_usage(
     ``output_tokens`` to (baseline mean, current mean) over the cases both sides share.
     ``paired_tokens`` is None when no comparison was due (no baseline, an update run).
     When some calls had no usage, the cost and token budgets are not judged (a sum with
-    unknown terms is neither under nor over a limit)."""
+    unknown terms is neither under nor over a limit); so is the cost budget when some calls'
+    models have no price, unless the priced calls alone are over it (then it fails)."""
     from .verdicts import fmt_money
 
     verdicts = []
     unknown = getattr(usage, "usage_unknown_calls", 0) > 0
+    unpriced = getattr(usage, "unpriced_calls", 0)
     limit = budgets.get("max_cost_per_case")
-    if limit is not None and unknown:
-        verdicts.append(_not_judged("cost_per_case", usage, f"cost per case (budget ${fmt_money(limit)})"))
+    if limit is not None and (unknown or unpriced) and not usage.cost_mean > limit:
+        verdicts.append(_cost_not_judged(usage, limit))
+    elif limit is not None and (unknown or unpriced):  # the known part alone is over: a fact
+        verdicts.append(UsageVerdict("cost_per_case", False,
+                                     f"cost per case at least ${fmt_money(usage.cost_mean)} mean (cost unknown for "
+                                     f"{usage.usage_unknown_calls + unpriced} of {usage.calls} calls) > budget ${fmt_money(limit)}",
+                                     {"cost_mean": usage.cost_mean, "budget": limit}))
     elif limit is not None:
         mean = usage.cost_mean
         passed = math.isnan(mean) or mean <= limit

@@ -73,6 +73,7 @@ class Settings:
     prompts_dir: Path = Path("prompts")
     prompt_log: Path = Path(".llm-eval/prompt-log.jsonl")
     capture: bool = True  # ini llm_eval_capture: count and record/replay SDK calls (providers/capture.py)
+    otel: bool = False  # ini llm_eval_otel: count OpenTelemetry GenAI spans (providers/otel.py)
     variants: Any = None  # core.variants.RunVariants (--llm-eval-variants / --llm-eval-routes), imported lazily
     html: Path | None = None
     baseline_output_chars: int = DEFAULT_BASELINE_OUTPUT_CHARS
@@ -237,6 +238,7 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_enforce_partial", type="bool", default=False, help="see --llm-eval-enforce-partial")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")
     parser.addini("llm_eval_capture", type="bool", default=True, help="count, record and replay the openai/anthropic SDK, litellm and LangChain HTTP calls of eval cases (false: only the plugin's own clients)")
+    parser.addini("llm_eval_otel", type="bool", default=False, help="also count OpenTelemetry GenAI spans of eval cases as model calls (needs the otel extra)")
     add_variant_options(group, parser)
 
 
@@ -326,6 +328,7 @@ def resolve(config: Any) -> Settings:
         prompts_dir=root / config.getini("llm_eval_prompts_dir"),
         prompt_log=root / config.getini("llm_eval_prompt_log"),
         capture=bool(config.getini("llm_eval_capture")),
+        otel=bool(config.getini("llm_eval_otel")),
         variants=run_variants(config) if option.llm_eval or option.llm_eval_update else None,
         html=_output_path(option.llm_eval_html, config.getini("llm_eval_html"), root),
         baseline_output_chars=_ini(config, "llm_eval_baseline_output_chars", _non_negative_int),

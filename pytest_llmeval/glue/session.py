@@ -105,6 +105,13 @@ class EvalSession:
             from ..providers import capture
 
             capture.enable()
+        if settings.otel:
+            from ..providers import otel
+
+            try:
+                otel.enable()
+            except ImportError as exc:
+                raise pytest.UsageError(f"ini llm_eval_otel: {exc}") from None
         self.prompt_registry = PromptRegistry(settings.prompts_dir)
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
@@ -583,6 +590,9 @@ class EvalSession:
         from ..providers import capture
 
         capture.disable()
+        from ..providers import otel
+
+        otel.disable()
         if self.history is not None:
             self.history.close()
         for name in ("llmeval-score-words", "llmeval-progress", "llmeval-pytest-html"):
@@ -647,7 +657,7 @@ def _case_properties(result: CaseResult) -> list[tuple[str, object]]:
         if usage.get("calls"):
             prefix = f"{PROPERTY_PREFIX}{kind}."
             properties += [(prefix + "input_tokens", usage["input_tokens"]), (prefix + "output_tokens", usage["output_tokens"]),
-                           (prefix + "cost", usage["cost"])]
+                           (prefix + "cost", "unknown" if usage.get("unpriced_calls") or usage.get("usage_unknown_calls") else usage["cost"])]
             if usage.get("cached_calls"):
                 properties.append((prefix + "cached_calls", usage["cached_calls"]))
     for metric, reason in sorted(result.reasons.items()):

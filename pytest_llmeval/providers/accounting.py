@@ -52,7 +52,7 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 __all__ = [
     "KINDS",
@@ -111,7 +111,7 @@ class CallRecord:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     usage_known: bool = True
-    source: str = "client"  # "client" (our clients) or "capture" (an SDK's HTTP call)
+    source: str = "client"  # "client" (our clients), "capture" (an SDK's HTTP call) or "otel" (a GenAI span)
 
     def __post_init__(self) -> None:
         _check_kind(self.kind)
@@ -198,7 +198,8 @@ class Ledger:
         Each kind maps to ``calls``, ``cached_calls``, ``usage_unknown_calls`` (answers
         without usage: their tokens and cost are not in the sums), ``input_tokens``,
         ``output_tokens``, ``cached_input_tokens``, ``cache_write_tokens``,
-        ``reasoning_tokens``, ``cost`` (USD, priced calls only), ``unpriced_models`` (sorted), ``latency_ms``
+        ``reasoning_tokens``, ``cost`` (USD, priced calls only), ``unpriced_models`` (sorted),
+        ``unpriced_calls`` (answers with usage whose model has no price), ``latency_ms``
         (sum over calls), ``errors`` (final errors by kind), ``retries`` (failed attempts
         that were retried) and ``retry_kinds`` (those retries by kind). Sums of floats use
         :func:`math.fsum`, so the result does not depend on the order calls finished in.
@@ -225,6 +226,7 @@ class Ledger:
                 "reasoning_tokens": sum(r.reasoning_tokens for r in mine),
                 "cost": math.fsum(r.cost for r in mine if r.cost is not None),
                 "unpriced_models": sorted({r.model for r in mine if r.cost is None and r.usage_known and r.error is None}),
+                "unpriced_calls": sum(1 for r in mine if r.cost is None and r.usage_known and r.error is None),
                 "latency_ms": math.fsum(r.latency_ms for r in mine),
                 "errors": dict(sorted(errors.items())),
                 "retries": sum(r.retries for r in mine),
@@ -238,11 +240,27 @@ def current_ledger() -> Ledger | None:
     return _LEDGER.get()
 
 
+_CASE_START_HOOKS: list[Callable[[], None]] = []
+
+
+def on_case_start(hook: Callable[[], None], *, remove: bool = False) -> None:
+    """Call ``hook()`` whenever a case's ledger becomes current (``remove``: stop). A usage
+    source that needs the app's set-up done (the OpenTelemetry processor) waits with it."""
+    if remove:
+        while hook in _CASE_START_HOOKS:
+            _CASE_START_HOOKS.remove(hook)
+    elif hook not in _CASE_START_HOOKS:
+        _CASE_START_HOOKS.append(hook)
+
+
 @contextmanager
 def use_ledger(ledger: Ledger | None) -> Iterator[Ledger | None]:
     """Make ``ledger`` the current ledger inside the ``with`` block (None: record nothing)."""
     if ledger is not None and not isinstance(ledger, Ledger):
         raise TypeError(f"use_ledger takes a Ledger or None, not {type(ledger).__name__}")
+    if ledger is not None and _CASE_START_HOOKS:
+        for hook in tuple(_CASE_START_HOOKS):
+            hook()
     token = _LEDGER.set(ledger)
     try:
         yield ledger
@@ -308,11 +326,23 @@ class SuiteUsage:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    unpriced_calls: int = 0
 
     @property
     def usage_complete(self) -> bool:
         """True when every call reported its usage (cost and token sums are facts)."""
         return self.usage_unknown_calls == 0
+
+    @property
+    def cost_unknown_calls(self) -> int:
+        """Calls whose cost is not in the sums: usage unknown, or a model without a price."""
+        return self.usage_unknown_calls + self.unpriced_calls
+
+    @property
+    def cost_unknown(self) -> bool:
+        """True when no call that was paid for has a known cost (the cost sums say nothing):
+        every call not replayed from the cache had no usage or an unpriced model."""
+        return self.calls > 0 and self.cost_unknown_calls > 0 and self.cost_unknown_calls >= self.calls - self.cached_calls
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -347,7 +377,7 @@ class SuiteUsage:
 
 
 _INT_FIELDS = frozenset({"cases", "input_tokens", "output_tokens", "calls", "cached_calls", "usage_unknown_calls",
-                         "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"})
+                         "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "unpriced_calls"})
 _MAP_FIELDS = frozenset({"errors_by_kind", "retries_by_kind"})
 
 
@@ -372,7 +402,7 @@ def summarize_suite(
     app_costs: list[float] = []
     judge_costs: list[float] = []
     app_output_per_case: list[int] = []
-    input_tokens = output_tokens = calls = cached_calls = unknown = 0
+    input_tokens = output_tokens = calls = cached_calls = unknown = unpriced_calls = 0
     details: Counter[str] = Counter()
     retries: Counter[str] = Counter()
     unpriced: set[str] = set()
@@ -391,6 +421,7 @@ def summarize_suite(
             calls += int(totals.get("calls", 0))
             cached_calls += int(totals.get("cached_calls", 0))
             unknown += int(totals.get("usage_unknown_calls", 0))
+            unpriced_calls += int(totals.get("unpriced_calls", 0))
             for name in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
                 details[name] += int(totals.get(name, 0))
             unpriced.update(str(name) for name in totals.get("unpriced_models", ()))
@@ -431,6 +462,7 @@ def summarize_suite(
         cached_input_tokens=details["cached_input_tokens"],
         cache_write_tokens=details["cache_write_tokens"],
         reasoning_tokens=details["reasoning_tokens"],
+        unpriced_calls=unpriced_calls,
     )
 
 

@@ -25,6 +25,11 @@ with a JSON body. Everything else passes through untouched. For each captured ca
   ledger with model, tokens (usage unknown when the answer has none), latency, status
   and retries, and a 200 answer is stored in a writing cache.
 
+A/B variants: a request made for a case that runs under a variant is first rewritten
+with the variant's ``model`` / ``base_url`` / ``api_key_env`` / ``api_version`` (see
+:mod:`~pytest_llmeval.providers.capture_variant`); its cache key holds the variant, so
+each variant records and replays its own answers.
+
 Retries: SDKs retry by sending the same request again (the official SDKs say so in an
 ``x-stainless-retry-count`` header). A request identical to one whose last attempt
 failed, in the same case, is a retry: its record replaces the failed one, with
@@ -53,7 +58,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..errors import CacheMissError
-from . import accounting, runtime
+from . import accounting, capture_variant, otel, runtime
 from .usage import Usage, api_of, usage_from_json, usage_from_sse
 
 __all__ = ["HTTP_MODULES", "disable", "enable", "enabled", "own_call"]
@@ -164,7 +169,7 @@ def _patch(module: Any) -> None:
         if answer is not None:
             return answer
         try:
-            response = send(self, request, *args, **kwargs)
+            response = send(self, call.request, *args, **kwargs)
         except Exception as exc:
             call.failed(_transport_kind(exc))
             raise
@@ -182,7 +187,7 @@ def _patch(module: Any) -> None:
         if answer is not None:
             return answer
         try:
-            response = await asend(self, request, *args, **kwargs)
+            response = await asend(self, call.request, *args, **kwargs)
         except Exception as exc:
             call.failed(_transport_kind(exc))
             raise
@@ -280,6 +285,9 @@ class _Call:
         self.ledger = accounting.current_ledger()
         self.kind = accounting.current_kind()
         self.key_request = cache_request(str(request.url), self.provider, body, runtime.current_repeat(), api=api)
+        variant = runtime.current_variant()
+        if variant is not None:
+            self.key_request["variant"] = variant  # each A/B variant records and replays its own answers
         self.key = cache_key(self.key_request)
         self.fingerprint = hashlib.sha256(f"{request.method} {request.url}".encode() + request.content).hexdigest()
         self.started = time.perf_counter()
@@ -302,6 +310,7 @@ class _Call:
             return None
         if not isinstance(body, dict):
             return None
+        request, body, _ = capture_variant.apply(request, module, api, body)  # an A/B variant's model/endpoint
         return cls(request, module, api, body)
 
     def writes(self) -> bool:
@@ -390,6 +399,8 @@ class _Call:
         ledger = self.ledger
         if ledger is None:
             return
+        if otel.enabled():
+            otel.note_captured_call()  # a GenAI span around this call must not count it again
         latency_ms = 0.0 if cached else (time.perf_counter() - self.started) * 1000
         retries, retry_kinds, previous, first_started = 0, (), None, self.started
         retry_kinds: tuple[str, ...]

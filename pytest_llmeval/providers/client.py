@@ -43,7 +43,7 @@ from ..errors import (
     ResponseParseError,
     ServerError,
 )
-from . import accounting, runtime
+from . import accounting, otel, runtime
 from .cache import ResponseCache, cache_key, key_url
 from .capture import own_call
 from .redaction import redact
@@ -240,6 +240,8 @@ class _Core:
             retries=len(retry_kinds), retry_kinds=retry_kinds, cached_input_tokens=usage.cached_input_tokens,
             cache_write_tokens=usage.cache_write_tokens, reasoning_tokens=usage.reasoning_tokens, usage_known=known,
         ))
+        if otel.enabled():
+            otel.note_captured_call()  # a GenAI span around this call must not count it again
         return ChatResult(text, model or call.model, usage.input_tokens, usage.output_tokens, latency_ms, cost, cached,
                           len(retry_kinds), data, refused, known, usage.cached_input_tokens, usage.cache_write_tokens,
                           usage.reasoning_tokens)
@@ -309,6 +311,8 @@ class _Core:
             kind=accounting.current_kind(), provider=self.config.provider, model=call.model, input_tokens=0, output_tokens=0,
             latency_ms=latency_ms, cost=0.0, cached=False, error=error.kind, retries=len(retry_kinds), retry_kinds=tuple(retry_kinds),
         ))
+        if otel.enabled():
+            otel.note_captured_call()
         if retry_kinds:
             error.args = (f"{error.args[0]} (after {len(retry_kinds) + 1} attempts)",)
         return error

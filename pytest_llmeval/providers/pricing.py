@@ -230,7 +230,7 @@ def price_source() -> dict[str, Any]:
             today = datetime.date.today().isoformat()  # prices announced for later are not "checked"
             dates = [d for d in dates if d <= today]
             date = max(dates) if dates else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, ImportError):  # ImportError: installed but not importable
         date = None
     return {"library": "genai-prices", "version": version, "date": date}
 

@@ -268,7 +268,11 @@ def _totals(suites: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any
     totals = [("suites", str(len(suites))), ("cases", str(len(rows))), ("errors", str(errors))]
     totals.append(("failed cases", str(sum(len(s["failed_cases"]) for s in suites))))
     if any(u["calls"] for u in usages):
-        totals.append(("cost", "$" + fmt_money(sum(u["cost_total"] or 0.0 for u in usages))))
+        unknown = sum(u.get("unpriced_calls", 0) + u.get("usage_unknown_calls", 0) for u in usages)
+        paid = sum(u["calls"] - u["cached_calls"] for u in usages)
+        cost = "$" + fmt_money(sum(u["cost_total"] or 0.0 for u in usages))
+        totals.append(("cost", f"unknown ({unknown} calls unpriced or without usage)" if unknown and unknown >= paid
+                       else f"at least {cost} ({unknown} calls unpriced or without usage)" if unknown else cost))
         totals.append(("tokens in / out", f"{sum(u['input_tokens'] for u in usages):,} / {sum(u['output_tokens'] for u in usages):,}"))
     if latencies:
         totals.append(("latency p50 / p95", f"{_ms(_quantile(latencies, 0.5))} / {_ms(_quantile(latencies, 0.95))} ms"))

@@ -126,7 +126,7 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
     usage = suite.get("usage")
     if usage and usage["calls"]:
         lines.append(
-            f"Cost ${fmt_money(usage['cost_total'] or 0.0)} (${fmt_money(usage['cost_mean'] or 0.0)}/case) · "
+            _cost(usage) + " · "
             f"tokens {usage['input_tokens']:,} in / {usage['output_tokens']:,} out · "
             f"latency p50 {_ms(usage['latency_p50_ms'])} / p95 {_ms(usage['latency_p95_ms'])} · "
             f"errors {100 * (usage['error_rate'] or 0):.1f}%"
@@ -134,6 +134,18 @@ def _suite(suite: Mapping[str, Any]) -> list[str]:
         )
         lines.append("")
     return lines
+
+
+def _cost(usage: Mapping[str, Any]) -> str:
+    """``Cost $x ($y/case)``; ``Cost unknown (N calls unpriced)`` when no paid call has a
+    known cost; ``Cost at least ...`` when some have none."""
+    unpriced, unknown = usage.get("unpriced_calls", 0), usage.get("usage_unknown_calls", 0)
+    why = ", ".join(part for part in (f"{unpriced} call{'s' if unpriced != 1 else ''} unpriced" if unpriced else "",
+                                      f"usage unknown for {unknown} of {usage['calls']} calls" if unknown else "") if part)
+    if unpriced + unknown and unpriced + unknown >= usage["calls"] - usage["cached_calls"]:
+        return f"Cost unknown ({why})"
+    cost = f"${fmt_money(usage['cost_total'] or 0.0)} (${fmt_money(usage['cost_mean'] or 0.0)}/case)"
+    return f"Cost at least {cost}, {why}" if why else f"Cost {cost}"
 
 
 def _review(entries: list[Mapping[str, Any]]) -> list[str]:

@@ -87,11 +87,17 @@ def usage_line(u: SuiteUsage) -> str:
     parts = []
     if u.calls:
         cost = f"cost ${fmt_money(u.cost_total)} (${fmt_money(u.cost_mean)}/case, p95 ${fmt_money(u.cost_p95)})"
-        if u.usage_unknown_calls:
-            cost = "cost unknown" if u.usage_unknown_calls == u.calls else "cost at least " + cost.removeprefix("cost ")
+        if u.cost_unknown:
+            cost = "cost unknown"
+        elif u.cost_unknown_calls:
+            cost = "cost at least " + cost.removeprefix("cost ")
         if u.judge_cost_total:
             cost += f" of which judge ${fmt_money(u.judge_cost_total)}"
-        if u.unpriced_models:
+        if u.unpriced_calls:
+            count = f"{u.unpriced_calls} call{'s' if u.unpriced_calls != 1 else ''}"
+            cost += f" ({count} unpriced: {', '.join(u.unpriced_models)})" if u.cost_unknown and not u.usage_unknown_calls \
+                else f", {count} unpriced: {', '.join(u.unpriced_models)}"
+        elif u.unpriced_models:  # a report written before calls were counted
             cost += f", unpriced: {', '.join(u.unpriced_models)}"
         if u.usage_unknown_calls:
             cost += f", usage unknown for {u.usage_unknown_calls} of {u.calls} calls"
