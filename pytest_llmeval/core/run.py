@@ -409,9 +409,10 @@ def _unapplied(spec: VariantSpec, outcome: SuiteOutcome) -> str | None:
     called = sorted({m for r in outcome.results for m in r.models})
     if any(m.split(":", 1)[-1] == model for m in called):
         return None
-    seen = ", ".join(called) if called else "no model through pytest_llmeval's clients"
+    seen = ", ".join(called) if called else "no model the plugin could see"
     return (f"variant {outcome.variant} sets model {model}, but its cases called {seen}: the setting did not reach "
-            "the app (use the plugin's clients, or accept model= in the target), so the comparison cannot be judged")
+            "the app (call models through the plugin's clients or an SDK the capture sees, or accept model= in the "
+            "target), so the comparison cannot be judged")
 
 
 def _case_figures(outcome: SuiteOutcome) -> dict[str, CaseFigures]:
