@@ -25,6 +25,7 @@ __all__ = ["GITIGNORE", "LOCK_TIMEOUT", "clean_stale_temps", "ensure_gitignore",
            "write_atomic"]
 
 LOCK_TIMEOUT = 120.0  # seconds a writer waits for another run's lock before giving up
+_REPLACE_ATTEMPTS = 5  # os.replace can fail on Windows while another process reads the target
 STALE_SECONDS = 600.0  # a temporary file this old belongs to no live write
 GITIGNORE = """# Written by pytest-llmeval: temporary files of interrupted writes, lock files and
 # set-aside fragments of the prompt log are never to be committed.
@@ -53,18 +54,30 @@ def file_mode(path: Path) -> int:
     return 0o666 & ~mask
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write ``text`` (UTF-8, ``\n`` line ends) to ``path`` atomically: a hidden temporary
+    file in the same folder, fsync, ``os.replace``. Permissions: ``mode`` when given, else
+    :func:`file_mode`. ``os.replace`` is retried briefly on ``PermissionError`` (Windows
+    refuses it while another process reads the target). OSError on failure, with the
+    temporary file removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mode = file_mode(path) if mode is None else mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        for attempt in range(_REPLACE_ATTEMPTS):
+            try:
+                os.replace(tmp, path)
+                break
+            except PermissionError:
+                if attempt == _REPLACE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -43,15 +43,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import CacheError, CacheMissError, ConfigError
+from ..fileio import write_atomic
 from .redaction import redact
 
 __all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "cache_request", "key_url", "parse_cache_mode"]
@@ -61,7 +59,6 @@ _READ_MODES = frozenset({"read", "readwrite", "strict"})
 _WRITE_MODES = frozenset({"write", "readwrite"})
 _FORBIDDEN = frozenset({"headers", "extra_headers", "api_key", "authorization"})
 _KEY = re.compile(r"[0-9a-f]{64}")
-_REPLACE_ATTEMPTS = 5  # os.replace can fail on Windows while another process reads the target
 
 
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", "ip6-localhost"})
@@ -235,8 +232,7 @@ class ResponseCache:
         except (OSError, UnicodeDecodeError):
             pass
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, text)
+            write_atomic(path, text, mode=0o644)
         except OSError as exc:
             raise CacheError(f"{path}: cannot write cache entry: {exc}") from None
         self._count("_writes")
@@ -259,27 +255,3 @@ def _parse_entry(text: str, key: str, path: Path) -> dict[str, Any]:
     if data["key"] != key:
         raise _CorruptEntry(f"{path}: it holds key {data['key'][:12]!r}, not {key[:12]!r}")
     return data["response"]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        for attempt in range(_REPLACE_ATTEMPTS):
-            try:
-                os.replace(tmp, path)
-                return
-            except PermissionError:
-                if attempt == _REPLACE_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.01 * 2**attempt)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
