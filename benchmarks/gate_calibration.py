@@ -25,6 +25,13 @@ Models (data generated with numpy, vectorised over trials; the decision is the g
   (score 0) with probability d / (5/7); the column "even" instead scales every score by
   1 - d / (5/7), a drop spread over all cases, for which the printed MDE is conservative.
 
+Two more sections run the simulations of their own scripts (importable, kept there):
+
+* ``adaptive``: ``repeats="auto"`` against fixed k=1 and k=3 (false block, power against a
+  5-point drop, calls per case), from ``benchmarks/sequential_calibration.py``;
+* ``variants``: the A/B comparison's false "better"/"worse" rate when 3 variants equal the
+  control (Holm across them), from ``benchmarks/variant_calibration.py``.
+
 Sections are functions registered in ``SECTIONS``: each prints its own table and returns
 the list of cells outside their bound. Seeded per cell, so adding a section changes no
 other number. >= 2,000 trials a cell.
@@ -159,7 +166,27 @@ def calibration_section(trials: int) -> list[str]:
     return outside
 
 
-SECTIONS: dict[str, Callable[[int], list[str]]] = {"calibration": calibration_section}
+def adaptive_section(trials: int) -> list[str]:
+    """repeats="auto" against fixed repeats (benchmarks/sequential_calibration.py)."""
+    import sequential_calibration
+
+    return sequential_calibration.report(sequential_calibration.table(trials), trials, 18)
+
+
+def variants_section(trials: int) -> list[str]:
+    """False "better"/"worse" verdicts of the variant comparison (benchmarks/variant_calibration.py)."""
+    import variant_calibration
+
+    r = variant_calibration.false_verdict_rate(trials)
+    print(f"variants: {r['variants']} variants equal to the control, n={r['n']}, two-sided exact McNemar, Holm across "
+          f"the variants, alpha {r['alpha']}; {r['trials']} trials")
+    print(f"false verdict rate {r['false_rate']:.1%} (better {r['false_better']:.1%}, worse {r['false_worse']:.1%}); "
+          f"limit {r['limit']:.4f}  {'ok' if r['false_rate'] <= r['limit'] else 'OUTSIDE'}")
+    return [] if r["false_rate"] <= r["limit"] else [f"variants: false verdict rate {r['false_rate']:.4f} > {r['limit']:.4f}"]
+
+
+SECTIONS: dict[str, Callable[[int], list[str]]] = {"calibration": calibration_section, "adaptive": adaptive_section,
+                                                   "variants": variants_section}
 
 
 def main(argv: list[str] | None = None) -> int:
