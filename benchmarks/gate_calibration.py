@@ -45,9 +45,15 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from elsewhere (tests): find the siblings
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sequential_calibration  # noqa: E402 - the adaptive section's simulation
+import variant_calibration  # noqa: E402 - the variants section's simulation
 
 from pytest_llmeval.gate.stats import compare_paired
 from pytest_llmeval.gate.verdicts import GatePolicy, regression_decision
@@ -168,15 +174,11 @@ def calibration_section(trials: int) -> list[str]:
 
 def adaptive_section(trials: int) -> list[str]:
     """repeats="auto" against fixed repeats (benchmarks/sequential_calibration.py)."""
-    import sequential_calibration
-
     return sequential_calibration.report(sequential_calibration.table(trials), trials, 18)
 
 
 def variants_section(trials: int) -> list[str]:
     """False "better"/"worse" verdicts of the variant comparison (benchmarks/variant_calibration.py)."""
-    import variant_calibration
-
     r = variant_calibration.false_verdict_rate(trials)
     print(f"variants: {r['variants']} variants equal to the control, n={r['n']}, two-sided exact McNemar, Holm across "
           f"the variants, alpha {r['alpha']}; {r['trials']} trials")
