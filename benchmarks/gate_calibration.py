@@ -25,6 +25,13 @@ Models (data generated with numpy, vectorised over trials; the decision is the g
   (score 0) with probability d / (5/7); the column "even" instead scales every score by
   1 - d / (5/7), a drop spread over all cases, for which the printed MDE is conservative.
 
+Two more sections run the simulations of their own scripts (importable, kept there):
+
+* ``adaptive``: ``repeats="auto"`` against fixed k=1 and k=3 (false block, power against a
+  5-point drop, calls per case), from ``benchmarks/sequential_calibration.py``;
+* ``variants``: the A/B comparison's false "better"/"worse" rate when 3 variants equal the
+  control (Holm across them), from ``benchmarks/variant_calibration.py``.
+
 Sections are functions registered in ``SECTIONS``: each prints its own table and returns
 the list of cells outside their bound. Seeded per cell, so adding a section changes no
 other number. >= 2,000 trials a cell.
@@ -38,9 +45,15 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # imported from elsewhere (tests): find the siblings
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sequential_calibration  # noqa: E402 - the adaptive section's simulation
+import variant_calibration  # noqa: E402 - the variants section's simulation
 
 from pytest_llmeval.gate.stats import compare_paired
 from pytest_llmeval.gate.verdicts import GatePolicy, regression_decision
@@ -159,7 +172,23 @@ def calibration_section(trials: int) -> list[str]:
     return outside
 
 
-SECTIONS: dict[str, Callable[[int], list[str]]] = {"calibration": calibration_section}
+def adaptive_section(trials: int) -> list[str]:
+    """repeats="auto" against fixed repeats (benchmarks/sequential_calibration.py)."""
+    return sequential_calibration.report(sequential_calibration.table(trials), trials, 18)
+
+
+def variants_section(trials: int) -> list[str]:
+    """False "better"/"worse" verdicts of the variant comparison (benchmarks/variant_calibration.py)."""
+    r = variant_calibration.false_verdict_rate(trials)
+    print(f"variants: {r['variants']} variants equal to the control, n={r['n']}, two-sided exact McNemar, Holm across "
+          f"the variants, alpha {r['alpha']}; {r['trials']} trials")
+    print(f"false verdict rate {r['false_rate']:.1%} (better {r['false_better']:.1%}, worse {r['false_worse']:.1%}); "
+          f"limit {r['limit']:.4f}  {'ok' if r['false_rate'] <= r['limit'] else 'OUTSIDE'}")
+    return [] if r["false_rate"] <= r["limit"] else [f"variants: false verdict rate {r['false_rate']:.4f} > {r['limit']:.4f}"]
+
+
+SECTIONS: dict[str, Callable[[int], list[str]]] = {"calibration": calibration_section, "adaptive": adaptive_section,
+                                                   "variants": variants_section}
 
 
 def main(argv: list[str] | None = None) -> int:

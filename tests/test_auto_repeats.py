@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pytest_llmeval.gate import sequential
-from pytest_llmeval.gate.sequential import SequentialDesign, boundaries, crossing_probabilities, decide
+from pytest_llmeval.gate.sequential import FUTILITY_Z, SequentialDesign, boundaries, crossing_probabilities, decide, half_round
 
 # -- the design ----------------------------------------------------------------------------
 
@@ -27,6 +27,69 @@ def test_the_recursion_reproduces_pococks_constants(looks, constant):
     # Pocock (1977) / Jennison & Turnbull table 2.1: two-sided 0.05 -> one-sided crossing 0.025.
     total = sum(crossing_probabilities(list(range(1, looks + 1)), [constant] * looks))
     assert total == pytest.approx(0.025, abs=3e-4)
+
+
+@pytest.mark.parametrize("looks, constant", [(2, 1.977), (3, 2.004), (4, 2.024)])
+def test_the_recursion_reproduces_obrien_flemings_constants(looks, constant):
+    # O'Brien & Fleming (1979) / Jennison & Turnbull table 2.3: c_k = C_B(K) sqrt(K / k), two-sided 0.05.
+    critical = [constant * math.sqrt(looks / k) for k in range(1, looks + 1)]
+    assert sum(crossing_probabilities(list(range(1, looks + 1)), critical)) == pytest.approx(0.025, abs=3e-4)
+
+
+@pytest.mark.parametrize("boundary", ["pocock", "obrien-fleming"])
+@pytest.mark.parametrize("looks", [2, 3, 4])
+def test_spending_boundaries_agree_with_scipys_multivariate_normal(boundary, looks):
+    # An independent computation (Genz's algorithm in scipy): the chance of crossing first at
+    # look k is the alpha the spending function gives look k, at alpha 0.05 and K = 2..4.
+    from scipy.stats import multivariate_normal
+
+    info = [1.0 + 0.6 * k for k in range(looks)]  # unequal information, as repeats give
+    c = boundaries(info, 0.05, boundary, looks)
+    cov = np.array([[math.sqrt(min(a, b) / max(a, b)) for b in info] for a in info])
+    def below(k):  # P(Z_1 < c_1, ..., Z_k < c_k)
+        return 1.0 if k == 0 else float(multivariate_normal.cdf(c[:k], np.zeros(k), cov[:k, :k], abseps=1e-8, releps=1e-8, rng=1))
+
+    total = 0.0
+    for k in range(1, looks + 1):
+        first = below(k - 1) - below(k)  # P(Z_1 < c_1 .. Z_{k-1} < c_{k-1}, Z_k >= c_k)
+        spent = sequential.spent(boundary, 0.05, k / looks) - sequential.spent(boundary, 0.05, (k - 1) / looks)
+        assert first == pytest.approx(spent, abs=2e-5)
+        total += first
+    assert total == pytest.approx(0.05, abs=5e-5)
+
+
+def test_half_rounds_spend_alpha_by_the_share_of_calls():
+    design = SequentialDesign()  # the default: 5 looks, half rounds, at most 3 calls per case
+    assert (design.max_rounds, design.rerun, design.boundary) == (5, "half", "pocock")
+    assert design.times(5) == pytest.approx([1 / 3, 1 / 2, 2 / 3, 5 / 6, 1.0])
+    assert SequentialDesign(3, "pocock", "all").times(3) == pytest.approx([1 / 3, 2 / 3, 1.0])
+    # The first look spends what a 3-look design of whole rounds spends (same calls so far).
+    first = sequential.next_level({"m": 0.02}, {}, 0.05, design, 1)[1]
+    assert first == pytest.approx(sequential.spent("pocock", 0.05, 1 / 3))
+    with pytest.raises(ValueError, match="spending times"):
+        boundaries([1.0, 2.0], 0.05, "pocock", 3, times=[0.5, 0.4])
+
+
+def test_half_rounds_hold_alpha_by_simulation():
+    # Information of 5 looks of half rounds against a 3-repeat baseline grows about 1 : 1.3 : 1.6 : 1.8 : 2.
+    design = SequentialDesign()
+    info = [3.0, 3.9, 4.8, 5.4, 6.0]
+    c = boundaries(info, 0.05, design.boundary, design.max_rounds, design.times(5))
+    rng = np.random.default_rng(12)
+    trials = 400_000
+    increments = rng.standard_normal((trials, 5)) * np.sqrt(np.diff([0.0, *info]))
+    z = np.cumsum(increments, axis=1) / np.sqrt(info)
+    assert (z >= np.array(c)).any(axis=1).mean() == pytest.approx(0.05, abs=4 * math.sqrt(0.05 * 0.95 / trials))
+
+
+def test_half_round_takes_the_halves_in_turn_whatever_the_input_order():
+    ids = [f"q{i:02d}" for i in range(21)]
+    first, second = half_round(ids, 2), half_round(ids, 3)
+    assert len(first) == 11 and len(second) == 10 and sorted(first + second) == ids
+    assert half_round(list(reversed(ids)), 2) == first and half_round(ids, 4) == first and half_round(ids, 5) == second
+    assert first != ids[:11]  # hash order, not the dataset's (often grouped) order
+    with pytest.raises(ValueError):
+        half_round(ids, 1)
 
 
 @pytest.mark.parametrize("boundary", ["pocock", "obrien-fleming"])
@@ -57,9 +120,15 @@ def test_little_or_no_new_information_keeps_the_level(info):
 
 def test_decisions():
     design = SequentialDesign(max_rounds=3)
-    inconclusive = {"contains": (0.05, 0.02)}
+    inconclusive = {"contains": (0.05, 0.02, 0.02)}
     assert decide(1, design, regressed=True, drops=inconclusive).stop
-    assert decide(1, design, regressed=False, drops={"contains": (0.01, 0.02)}).stop
+    assert decide(1, design, regressed=False, drops={"contains": (0.01, 0.02, 0.02)}).stop
+    # The futility bound: a drop just within the allowed drop, by less than FUTILITY_Z standard
+    # errors, can still turn out larger than allowed; a drop further within it stops.
+    se = 0.02
+    assert not decide(1, design, regressed=False, drops={"contains": (0.02 - 0.5 * FUTILITY_Z * se, 0.02, se)}).stop
+    assert decide(1, design, regressed=False, drops={"contains": (0.02 - 1.5 * FUTILITY_Z * se, 0.02, se)}).stop
+    assert decide(1, design, regressed=False, drops={"contains": (0.019, 0.02, math.nan)}).stop
     assert decide(1, design, regressed=False, drops={}).stop
     assert not decide(1, design, regressed=False, drops=inconclusive).stop
     assert not decide(2, design, regressed=False, drops=inconclusive).stop
@@ -100,7 +169,7 @@ def test_support(llm_case, llm_eval):
 def project(pytester, write_jsonl):
     write_jsonl("data.jsonl", ROWS)
     pytester.makepyfile(test_eval=APP.replace('REPEATS', "'auto'"))
-    pytester.makeini("[pytest]\nllm_eval_auto_max_rounds = 4\n")
+    pytester.makeini("[pytest]\n")  # the default design: 5 looks, half rounds (at most 3 calls per case)
     return pytester
 
 
@@ -125,39 +194,67 @@ def rounds_note(suite) -> str:
 def test_clear_evidence_stops_after_one_round(project, monkeypatch, xdist):
     result, suite = run(project, monkeypatch, "--llm-eval-update", *xdist)
     assert result.ret == 0
-    assert len(suite["cases"]) == 4 * 20  # blessing runs every round: 4 repeats per case in the baseline
+    assert len(suite["cases"]) == 3 * 20  # blessing runs every round: 4 half rounds, 3 repeats per case in the baseline
     stored = json.loads((project.path / ".llm-eval/test_eval.py/test_support.json").read_text())
-    assert {len(case["scores"]["contains"]) for case in stored["cases"].values()} == {4}
+    assert {len(case["scores"]["contains"]) for case in stored["cases"].values()} == {3}
 
     # Unchanged app: no drop at all, so one round and a pass.
     result, suite = run(project, monkeypatch, "--llm-eval", *xdist)
     assert result.ret == 0
     assert len(suite["cases"]) == 20
-    assert "1 round(s) of at most 4" in rounds_note(suite) and "every drop is within the allowed drop" in rounds_note(suite)
-    result.stdout.fnmatch_lines(["*note: repeats auto: 1 round(s) of at most 4*stopped: every drop is within the allowed drop*"])
+    assert "1 round(s) of at most 5" in rounds_note(suite) and "every drop is within the allowed drop" in rounds_note(suite)
+    result.stdout.fnmatch_lines(["*note: repeats auto: 1 round(s) of at most 5*0 case run(s) after the first round*"
+                                 "stopped: every drop is within the allowed drop*"])
 
     # Half the cases broken: a clear block after one round.
     result, suite = run(project, monkeypatch, "--llm-eval", *xdist, drop=10)
     assert result.ret == 1
     assert len(suite["cases"]) == 20
     assert suite["verdict"] == "fail"
-    assert "stopped: a significant drop" in rounds_note(suite)
-    result.stdout.fnmatch_lines(["*contains regressed: significant drop of 0.500*"])
+    assert "1 round(s) of at most 5" in rounds_note(suite) and "stopped: a significant drop" in rounds_note(suite)
+    result.stdout.fnmatch_lines(["*contains regressed: significant drop of 0.500*",
+                                 "*note: repeats auto: 1 round(s) of at most 5*stopped: a significant drop*"])
 
 
 @pytest.mark.parametrize("xdist", [["-p", "no:xdist"], ["-n", "2"]])
 def test_inconclusive_evidence_never_exceeds_the_maximum_rounds(project, monkeypatch, xdist):
     run(project, monkeypatch, "--llm-eval-update", "-p", "no:xdist")
     # Two cases of 20 fail for good: a 10-point drop, more than allowed but not significant
-    # with 20 cases, and more rounds cannot change that. The design stops at its maximum.
+    # with 20 cases, and more rounds cannot change that. The design stops at its maximum,
+    # each further round re-running half of the cases, the halves in turn.
     result, suite = run(project, monkeypatch, "--llm-eval", *xdist, drop=2)
-    assert len(suite["cases"]) == 4 * 20
-    assert sorted({case["repeat"] for case in suite["cases"]}) == [0, 1, 2, 3]
+    # Rounds 2-5 ran the first half, the second, the first, the second: 3 runs of every case.
+    assert len(suite["cases"]) == 20 + 4 * 10
+    ids = sorted(row["id"] for row in ROWS)
+    assert {k: sorted(c["case_id"] for c in suite["cases"] if c["repeat"] == k) for k in (0, 1, 2)} == {0: ids, 1: ids, 2: ids}
     note = rounds_note(suite)
-    assert "4 round(s) of at most 4" in note and "maximum of 4 round(s) reached" in note and "nominal level" in note
+    assert "5 round(s) of at most 5" in note and "maximum of 5 round(s) reached" in note and "nominal level" in note
+    assert "re-running half the cases a round; 40 case run(s) after the first round" in note
     assert suite["verdict"] == "pass" and result.ret == 0  # not significant: no block, and it says why
     (metric,) = suite["metrics"]
     assert metric["p_value"] > 0.05
+    result.stdout.fnmatch_lines(["*note: repeats auto: 5 round(s) of at most 5 (pocock boundaries, re-running half the cases a "
+                                 "round; 40 case run(s) after the first round); stopped: maximum of 5 round(s) reached*"])
+
+
+def test_a_half_round_runs_the_half_its_number_picks(project, monkeypatch):
+    project.makeini("[pytest]\nllm_eval_auto_max_rounds = 2\n")
+    run(project, monkeypatch, "--llm-eval-update", "-p", "no:xdist")
+    ids = sorted(row["id"] for row in ROWS)
+    stored = json.loads((project.path / ".llm-eval/test_eval.py/test_support.json").read_text())
+    assert sorted(c for c, case in stored["cases"].items() if len(case["scores"]["contains"]) == 2) == half_round(ids, 2)
+    result, suite = run(project, monkeypatch, "--llm-eval", "-p", "no:xdist", drop=2)
+    assert sorted(c["case_id"] for c in suite["cases"] if c["repeat"] == 1) == half_round(ids, 2)
+    assert len(suite["cases"]) == 30
+    assert "2 round(s) of at most 2 (pocock boundaries, re-running half the cases a round; 10 case run(s)" in rounds_note(suite)
+
+
+def test_rounds_of_every_case_on_request(project, monkeypatch):
+    project.makeini("[pytest]\nllm_eval_auto_max_rounds = 3\nllm_eval_auto_rerun = all\n")
+    run(project, monkeypatch, "--llm-eval-update", "-p", "no:xdist")
+    result, suite = run(project, monkeypatch, "--llm-eval", "-p", "no:xdist", drop=2)
+    assert sorted(c["repeat"] for c in suite["cases"]) == [0] * 20 + [1] * 20 + [2] * 20
+    assert "3 round(s) of at most 3 (pocock boundaries, re-running every case; 40 case run(s)" in rounds_note(suite)
 
 
 def test_flaky_rerun_runs_only_the_cases_the_baseline_marks_flaky(project, monkeypatch):

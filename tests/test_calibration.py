@@ -151,3 +151,38 @@ def test_power_at_the_printed_mde_is_about_80_percent(outcomes):
     assert outcomes["printed_mde"] == pytest.approx(minimum_detectable_drop(200, discordance=0.10, allowed_drop=0.02), abs=0.006)
     assert 0.70 <= outcomes[("at_mde", 200)][0]["plugin"] <= 0.90
     assert outcomes[("at_old_mde", 200)][0]["plugin"] < 0.62
+
+
+def _benchmark(name: str):
+    """A module of benchmarks/ (scripts, importable: gate_calibration.py imports its siblings)."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_the_auto_simulation_counts_calls_and_flags_cells_outside_their_bound(capsys):
+    sc = _benchmark("sequential_calibration")
+    rows = sc.table(trials=20, quick=True)  # binary n=200: k1, k3, auto; both scenarios
+    assert [r["scheme"] for r in rows] == ["k1", "k3", "auto"]
+    k1, k3, auto = rows
+    assert (k1["calls_null"], k1["calls_drop"], k3["calls_null"], k3["calls_drop"]) == (1, 1, 3, 3)
+    # auto: one call, plus half a call per half round, at most 3 calls per case
+    for calls in (auto["calls_null"], auto["calls_drop"]):
+        assert 1 <= calls <= 3 and round(calls * 20 * 200) % 100 == 0
+    assert sc.report(rows[:2], 2000, 18) == []
+    bad = dict(auto, false_block=0.08, power=0.80, calls_drop=1.45)
+    outside = sc.report([bad], 2000, 18)
+    assert [o.split(": ")[1].split()[0] for o in outside] == ["false", "power", "1.45"]
+    assert "auto (default: half rounds, Pocock)" in capsys.readouterr().out
+
+
+def test_gate_calibration_runs_the_variant_section_of_its_sibling():
+    gc = _benchmark("gate_calibration")
+    assert list(gc.SECTIONS) == ["calibration", "adaptive", "variants"]
+    assert gc.variants_section(60) == []  # 60 trials: limit 0.134

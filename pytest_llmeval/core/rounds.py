@@ -38,8 +38,9 @@ class RoundsRecord:
         d = self.design
         level = f"; the gate tests at nominal level {self.nominal_alpha:.4g} (alpha {alpha:g} spent across looks)" \
             if self.nominal_alpha != alpha else ""
+        rerun = {"half": "half the cases a round", "all": "every case", "flaky": "baseline-flaky cases"}[d.rerun]
         return (f"repeats auto: {self.rounds} round(s) of at most {d.max_rounds} ({d.boundary} boundaries, re-running "
-                f"{'every case' if d.rerun == 'all' else 'baseline-flaky cases'}; {self.extra_cases} case run(s) after the first round); "
+                f"{rerun}; {self.extra_cases} case run(s) after the first round); "
                 f"stopped: {self.reason}{level}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,17 +82,22 @@ def look(
     info, nominal = sequential.next_level(se, information, policy.alpha, design, round_number)
     outcome = _collate(list(results))
     _judge(outcome, store, replace(policy, alpha=nominal), update)
-    drops = {v.metric: (-v.comparison.change, v.allowed_drop) for v in outcome.verdicts
+    drops = {v.metric: (-v.comparison.change, v.allowed_drop, v.comparison.se) for v in outcome.verdicts
              if v.comparison is not None and v.comparison.n and not math.isnan(v.comparison.change)}
     regressed = any(v.regressed for v in outcome.verdicts)
     return Look(sequential.decide(round_number, design, regressed=regressed, drops=drops, update=update), nominal, info)
 
 
-def rerun_cases(results: Sequence[CaseResult], store: BaselineStore, design: SequentialDesign, *, update: bool = False) -> list[str]:
-    """Ids of the cases the next round runs: those with a scored, error-free first result;
-    with ``rerun="flaky"`` (and a baseline holding repeats) only those the baseline marks
-    flaky. Blessing a baseline re-runs every case."""
+def rerun_cases(results: Sequence[CaseResult], store: BaselineStore, design: SequentialDesign, round_number: int, *,
+                update: bool = False) -> list[str]:
+    """Ids of the cases round ``round_number`` (2, 3, ...) runs, among those with a scored,
+    error-free first result: with ``rerun="half"`` the half :func:`~pytest_llmeval.gate.sequential.half_round`
+    takes (blessing too: every case then ends with at least two repeats); with ``all`` every
+    one; with ``flaky`` (and a baseline holding repeats) those the baseline marks flaky,
+    every one when blessing a baseline."""
     ran = sorted({r.case_id for r in results if r.outcome != "error"} - {r.case_id for r in results if r.outcome == "error"})
+    if design.rerun == "half":
+        return sequential.half_round(ran, round_number) if ran else []
     if design.rerun == "all" or update:
         return ran
     try:

@@ -231,9 +231,9 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_alpha", default=str(DEFAULT_ALPHA), help="significance level of the regression test")
     parser.addini("llm_eval_repeats", default="", help="default number of repeats per case, or auto")
     # Defaults as in gate.sequential.SequentialDesign (not imported here: this module loads on every pytest run).
-    parser.addini("llm_eval_auto_max_rounds", default="3", help="repeats=auto: at most this many rounds (1-10)")
+    parser.addini("llm_eval_auto_max_rounds", default="5", help="repeats=auto: at most this many rounds (1-10)")
     parser.addini("llm_eval_auto_boundary", default="pocock", help="repeats=auto: alpha spending, pocock or obrien-fleming")
-    parser.addini("llm_eval_auto_rerun", default="all", help="repeats=auto: what a further round runs: all (every case) or flaky (cases whose baseline repeats disagree)")
+    parser.addini("llm_eval_auto_rerun", default="half", help="repeats=auto: what a further round runs: half (half the cases, in turn), all (every case) or flaky (cases whose baseline repeats disagree)")
     parser.addini("llm_eval_baseline_dir", default=DEFAULT_BASELINE_DIR, help="folder (relative to rootdir) holding one baseline file per suite")
     parser.addini("llm_eval_enforce_partial", type="bool", default=False, help="see --llm-eval-enforce-partial")
     parser.addini("llm_eval_non_inferiority", type="bool", default=False, help="strict non-inferiority mode (see --llm-eval-non-inferiority)")

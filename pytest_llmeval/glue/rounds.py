@@ -14,6 +14,7 @@ stopped. The statistics are in :mod:`pytest_llmeval.gate.sequential` and
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -90,20 +91,22 @@ class AutoRounds:
             reason = current.decision.reason
             if current.decision.stop:
                 break
-            ids = rerun_cases(first, store, design, update=settings.update)
+            ids = rerun_cases(first, store, design, round_number + 1, update=settings.update)
             if not ids:
                 reason = "no case to run again (every case errored, or the baseline marks none as flaky)"
                 break
-            batch = self._run_round(plan, ids, repeat=round_number)
+            runs = Counter(r.case_id for r in results)
+            batch = self._run_round(plan, {case_id: runs[case_id] for case_id in ids})
             results += batch
             new += batch
             round_number += 1
         return RoundsRecord(round_number, reason, current.nominal_alpha, design, information, len(new)), new
 
-    def _run_round(self, plan: SuitePlan, ids: list[str], repeat: int) -> list[CaseResult]:
+    def _run_round(self, plan: SuitePlan, repeats: dict[str, int]) -> list[CaseResult]:
+        """Run each case of ``repeats`` (case id -> its repeat index: the runs it has so far)."""
         settings = self.session.settings
         by_id = {case.id: case for case in plan.cases}
-        cases = [replace(by_id[case_id], repeat=repeat) for case_id in ids if case_id in by_id]
+        cases = [replace(by_id[case_id], repeat=repeat) for case_id, repeat in repeats.items() if case_id in by_id]
         runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds),  # type: ignore[arg-type]
                              settings.concurrency, cases, self.session._suite_config(plan.spec.suite_id))
         try:
