@@ -364,9 +364,8 @@ def _price_table(args: argparse.Namespace) -> Any:
 
 
 def _bound_scorers(entries: Sequence[str]) -> list[Any]:
-    import json
-
     from .scorers import default_registry
+    from .validation import json_object
 
     parsed: list[Any] = []
     for entry in entries:
@@ -374,13 +373,7 @@ def _bound_scorers(entries: Sequence[str]) -> list[Any]:
         if not sep:
             parsed.append(name)
             continue
-        try:
-            value = json.loads(options)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--scorer {entry}: options are not JSON: {exc.msg}") from None
-        if not isinstance(value, dict):
-            raise ConfigError(f"--scorer {entry}: options must be a JSON object")
-        parsed.append((name, value))
+        parsed.append((name, json_object(options, f"--scorer {entry}: options", ConfigError)))
     return default_registry().bind(parsed)
 
 

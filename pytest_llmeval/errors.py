@@ -98,6 +98,8 @@ class ProviderError(LLMEvalError):
         super().__init__(message)
 
 
+# One class per failure kind, so that callers catch exactly the kind they handle
+# (``except RateLimitError``); they look alike (a docstring and ``kind``) on purpose.
 class ProviderTimeout(ProviderError):
     """The request did not complete within the configured timeout (retried)."""
 

@@ -23,7 +23,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["KINDS", "MAX_BYTES", "MAX_DEPTH", "JSONProblem", "check", "field_path", "loads_strict", "parse", "read_text"]
+__all__ = [
+    "KINDS", "MAX_BYTES", "MAX_DEPTH", "JSONProblem", "check", "field_path", "json_object", "loads_strict", "parse",
+    "read_text",
+]
 
 KINDS = {
     "baseline": "baseline.schema.json",
@@ -117,6 +120,19 @@ def parse(text: str, source: str, error: type[Exception], *, line: int | None = 
     except JSONProblem as exc:
         at = line if line is not None else exc.lineno
         raise error(f"{source}:{at}: {exc.problem}" if at is not None else f"{source}: {exc.problem}") from None
+
+
+def json_object(text: str, where: str, error: type[Exception]) -> dict[str, Any]:
+    """``text`` (a hand-written value: a review line, a ``--scorer`` option) as a JSON
+    object, read with plain ``json.loads``; ``error`` with ``"{where}: not JSON: ..."`` or
+    ``"{where}: expected a JSON object, got list"`` otherwise."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise error(f"{where}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _check_depth(doc: Any) -> None:

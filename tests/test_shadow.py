@@ -153,6 +153,16 @@ def test_bad_records_name_file_line_and_field(tmp_path, capsys, line, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("scorer, message", [
+    ('regex={"pattern": ', "--scorer regex={\"pattern\": : options: not JSON: Expecting value"),
+    ('regex=["^OK"]', "--scorer regex=[\"^OK\"]: options: expected a JSON object, got list"),
+])
+def test_bad_scorer_options_are_a_usage_error(tmp_path, capsys, scorer, message):
+    log = _write(tmp_path / "shadow.jsonl", _records(None)[:4])
+    assert main(["shadow", str(log), "--scorer", scorer]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_a_shadow_document_that_is_not_one_is_unusable_for_the_checker(tmp_path, capsys):
     config = tmp_path / "llmops-config.yaml"
     config.write_text(CONFIG)

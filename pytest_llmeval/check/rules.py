@@ -4,6 +4,8 @@ Each rule reads the loaded config (:class:`~pytest_llmeval.check.config.LoadedCo
 and returns findings with the line of the key concerned. Rules never trust types:
 a value of the wrong type was already reported by the schema (LEC002) and is skipped
 here, so every config, however broken, gives findings rather than a traceback.
+:data:`RULES` names the section each rule reads (it runs only when that is a mapping);
+single numbers with a range are rows of ``_RANGES``, checked by one rule.
 
 The routing section is also turned into :class:`Route` records (``routes_of``), which
 the report cross-checks use to ask "was every model that gets traffic evaluated?".
@@ -17,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .config import LoadedConfig
+from .config import LoadedConfig, dotted
 from .findings import Finding
 
 __all__ = [
@@ -58,7 +60,7 @@ def integer(value: Any) -> int | None:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:g}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -179,15 +181,14 @@ def _named_route(routes: list[Route] | tuple[Route, ...], name: str) -> Route | 
 def config_findings(config: LoadedConfig) -> list[Finding]:
     """Every config rule (not the schema, not the report)."""
     findings: list[Finding] = []
-    for rule in RULES:
-        findings.extend(rule(config))
+    for path, rule in RULES:
+        section = config.get(*path)
+        if isinstance(section, dict):  # any other type is the schema's to report (LEC002)
+            findings.extend(rule(config, section))
     return findings
 
 
-def routing_rules(c: LoadedConfig) -> list[Finding]:
-    routing = c.get("routing")
-    if not isinstance(routing, dict):
-        return []
+def routing_rules(c: LoadedConfig, routing: dict) -> list[Finding]:
     out: list[Finding] = []
     named = [k for k in ("primary", "secondary") if k in routing]
     if named and "routes" in routing:
@@ -228,16 +229,6 @@ def routing_rules(c: LoadedConfig) -> list[Finding]:
         seen.setdefault(route.key, route)
 
     out.extend(_fallback_rules(c, routing, parsed))
-
-    interval = routing.get("health_check_interval_seconds")
-    value = number(interval)
-    if value is not None and not value > 0:
-        out.append(c.finding("LEC108", f"routing.health_check_interval_seconds: {_fmt(value)} must be a positive "
-                                       "number of seconds", ("routing", "health_check_interval_seconds")))
-    failures = integer(routing.get("failover_after_consecutive_failures"))
-    if failures is not None and failures < 1:
-        out.append(c.finding("LEC109", f"routing.failover_after_consecutive_failures: {failures} must be at least 1",
-                             ("routing", "failover_after_consecutive_failures")))
     return out
 
 
@@ -282,10 +273,7 @@ def _fallback_rules(c: LoadedConfig, routing: dict, parsed: Routing) -> list[Fin
     return out
 
 
-def gate_rules(c: LoadedConfig) -> list[Finding]:
-    gates = c.get("eval_gates")
-    if not isinstance(gates, dict):
-        return []
+def gate_rules(c: LoadedConfig, gates: dict) -> list[Finding]:
     out: list[Finding] = []
     thresholds = gates.get("thresholds")
     if isinstance(thresholds, dict):
@@ -301,10 +289,6 @@ def gate_rules(c: LoadedConfig) -> list[Finding]:
     elif "thresholds" not in gates:
         out.append(c.finding("LEC203", "eval_gates: no thresholds: no minimum quality is required",
                              ("eval_gates",)))
-    minimum = integer(gates.get("min_examples"))
-    if minimum is not None and minimum < 1:
-        out.append(c.finding("LEC202", f"eval_gates.min_examples: {minimum} must be at least 1",
-                             ("eval_gates", "min_examples")))
     fingerprint = gates.get("golden_dataset_fingerprint")
     if isinstance(fingerprint, str) and not _FINGERPRINT.match(fingerprint):
         out.append(c.finding("LEC204", f"eval_gates.golden_dataset_fingerprint: {fingerprint!r} is not "
@@ -313,10 +297,7 @@ def gate_rules(c: LoadedConfig) -> list[Finding]:
     return out
 
 
-def canary_rules(c: LoadedConfig) -> list[Finding]:
-    canary = c.get("canary")
-    if not isinstance(canary, dict):
-        return []
+def canary_rules(c: LoadedConfig, canary: dict) -> list[Finding]:
     out: list[Finding] = []
     stages = canary.get("stages")
     if isinstance(stages, list) and stages:
@@ -337,37 +318,10 @@ def canary_rules(c: LoadedConfig) -> list[Finding]:
         if first is not None and 10.0 < first <= 100.0:
             out.append(c.finding("LEC303", f"canary.stages[0]: the first stage sends {_fmt(first)}% of traffic to "
                                            "the candidate; start at 10% or less", ("canary", "stages", 0)))
-    duration = number(canary.get("min_stage_duration_minutes"))
-    if duration is not None and not duration > 0:
-        out.append(c.finding("LEC305", f"canary.min_stage_duration_minutes: {_fmt(duration)} must be positive",
-                             ("canary", "min_stage_duration_minutes")))
-    rollback = canary.get("rollback")
-    if isinstance(rollback, dict):
-        drop = number(rollback.get("max_quality_drop"))
-        if drop is not None and not 0.0 < drop <= 1.0:
-            hint = " (write the drop as a positive number, e.g. 0.05)" if drop < 0 else ""
-            out.append(c.finding("LEC306", f"canary.rollback.max_quality_drop: {_fmt(drop)} is outside (0, 1]{hint}",
-                                 ("canary", "rollback", "max_quality_drop")))
-        rate = number(rollback.get("max_error_rate"))
-        if rate is not None and not 0.0 <= rate <= 1.0:
-            out.append(c.finding("LEC307", f"canary.rollback.max_error_rate: {_fmt(rate)} is outside [0, 1] "
-                                           "(a fraction of requests)", ("canary", "rollback", "max_error_rate")))
-        latency = number(rollback.get("max_latency_p95_ms"))
-        if latency is not None and not latency > 0:
-            out.append(c.finding("LEC309", f"canary.rollback.max_latency_p95_ms: {_fmt(latency)} must be positive",
-                                 ("canary", "rollback", "max_latency_p95_ms")))
-    for key in ("alpha", "power"):
-        value = number(canary.get(key))
-        if value is not None and not 0.0 < value < 1.0:
-            out.append(c.finding("LEC308", f"canary.{key}: {_fmt(value)} must be strictly between 0 and 1",
-                                 ("canary", key)))
     return out
 
 
-def flag_rules(c: LoadedConfig) -> list[Finding]:
-    flags = c.get("feature_flags")
-    if not isinstance(flags, dict):
-        return []
+def flag_rules(c: LoadedConfig, flags: dict) -> list[Finding]:
     out: list[Finding] = []
     for name, flag in flags.items():
         rules = flag.get("rules") if isinstance(flag, dict) else None
@@ -392,40 +346,58 @@ def flag_rules(c: LoadedConfig) -> list[Finding]:
     return out
 
 
-def monitoring_rules(c: LoadedConfig) -> list[Finding]:
+@dataclass(frozen=True)
+class _Range:
+    """A number the config may hold at ``path``, and the range it must be in: out of
+    range it is finding ``code``: ``<path>: <value> <rule><hint(value)>``."""
+
+    code: str
+    path: tuple
+    ok: Callable[[float], bool]
+    rule: str
+    read: Callable[[Any], float | int | None] = number
+    hint: Callable[[float], str] = lambda value: ""
+
+
+_RANGES = (
+    _Range("LEC108", ("routing", "health_check_interval_seconds"), lambda v: v > 0,
+           "must be a positive number of seconds"),
+    _Range("LEC109", ("routing", "failover_after_consecutive_failures"), lambda v: v >= 1, "must be at least 1",
+           read=integer),
+    _Range("LEC202", ("eval_gates", "min_examples"), lambda v: v >= 1, "must be at least 1", read=integer),
+    _Range("LEC305", ("canary", "min_stage_duration_minutes"), lambda v: v > 0, "must be positive"),
+    _Range("LEC306", ("canary", "rollback", "max_quality_drop"), lambda v: 0.0 < v <= 1.0, "is outside (0, 1]",
+           hint=lambda v: " (write the drop as a positive number, e.g. 0.05)" if v < 0 else ""),
+    _Range("LEC307", ("canary", "rollback", "max_error_rate"), lambda v: 0.0 <= v <= 1.0,
+           "is outside [0, 1] (a fraction of requests)"),
+    _Range("LEC309", ("canary", "rollback", "max_latency_p95_ms"), lambda v: v > 0, "must be positive"),
+    _Range("LEC308", ("canary", "alpha"), lambda v: 0.0 < v < 1.0, "must be strictly between 0 and 1"),
+    _Range("LEC308", ("canary", "power"), lambda v: 0.0 < v < 1.0, "must be strictly between 0 and 1"),
+    _Range("LEC501", ("monitoring", "daily_cost_budget"), lambda v: 0.0 < v < math.inf,
+           "must be a positive amount (USD per day)"),
+    _Range("LEC502", ("monitoring", "cost_alert_threshold"), lambda v: 0.0 < v <= 1.0, "is outside (0, 1]",
+           hint=lambda v: " (a fraction of the daily budget: 0.8 means alert at 80%)" if v > 1 else ""),
+    _Range("LEC503", ("monitoring", "latency_p95_alert_ms"), lambda v: v > 0, "must be positive"),
+    _Range("LEC504", ("monitoring", "quality_alert_threshold"), lambda v: -1.0 <= v <= 0.0, "is outside [-1, 0]",
+           hint=lambda v: " (it is a change of the quality score: alert on a drop of 5 points is -0.05)"
+           if v > 0 else ""),
+    _Range("LEC505", ("traffic", "requests_per_day"), lambda v: 0.0 < v < math.inf, "must be positive"),
+)
+
+
+def range_rules(c: LoadedConfig, top: dict) -> list[Finding]:
+    """The single numbers of :data:`_RANGES` that are out of range (a value of the wrong
+    type, or under a section that is not a mapping, is the schema's to report)."""
     out: list[Finding] = []
-    monitoring = c.get("monitoring")
-    if isinstance(monitoring, dict):
-        budget = number(monitoring.get("daily_cost_budget"))
-        if budget is not None and not 0.0 < budget < math.inf:
-            out.append(c.finding("LEC501", f"monitoring.daily_cost_budget: {_fmt(budget)} must be a positive amount "
-                                           "(USD per day)", ("monitoring", "daily_cost_budget")))
-        fraction = number(monitoring.get("cost_alert_threshold"))
-        if fraction is not None and not 0.0 < fraction <= 1.0:
-            hint = " (a fraction of the daily budget: 0.8 means alert at 80%)" if fraction > 1 else ""
-            out.append(c.finding("LEC502", f"monitoring.cost_alert_threshold: {_fmt(fraction)} is outside (0, 1]{hint}",
-                                 ("monitoring", "cost_alert_threshold")))
-        latency = number(monitoring.get("latency_p95_alert_ms"))
-        if latency is not None and not latency > 0:
-            out.append(c.finding("LEC503", f"monitoring.latency_p95_alert_ms: {_fmt(latency)} must be positive",
-                                 ("monitoring", "latency_p95_alert_ms")))
-        quality = number(monitoring.get("quality_alert_threshold"))
-        if quality is not None and not -1.0 <= quality <= 0.0:
-            hint = (" (it is a change of the quality score: alert on a drop of 5 points is -0.05)"
-                    if quality > 0 else "")
-            out.append(c.finding("LEC504", f"monitoring.quality_alert_threshold: {_fmt(quality)} is outside [-1, 0]{hint}",
-                                 ("monitoring", "quality_alert_threshold")))
-    requests = number(c.get("traffic", "requests_per_day"))
-    if requests is not None and not 0.0 < requests < math.inf:
-        out.append(c.finding("LEC505", f"traffic.requests_per_day: {_fmt(requests)} must be positive",
-                             ("traffic", "requests_per_day")))
+    for spec in _RANGES:
+        value = spec.read(c.get(*spec.path))
+        if value is not None and not spec.ok(value):
+            out.append(c.finding(spec.code, f"{dotted(spec.path)}: {_fmt(value)} {spec.rule}{spec.hint(value)}",
+                                 spec.path))
     return out
 
 
-def prompt_pin_rules(c: LoadedConfig) -> list[Finding]:
-    pins = c.get("prompt_registry", "prompts")
-    if not isinstance(pins, dict):
-        return []
+def prompt_pin_rules(c: LoadedConfig, pins: dict) -> list[Finding]:
     out = []
     for name, version in pins.items():
         if isinstance(version, str) and not PROMPT_VERSION.match(version):
@@ -435,6 +407,12 @@ def prompt_pin_rules(c: LoadedConfig) -> list[Finding]:
     return out
 
 
-RULES: tuple[Callable[[LoadedConfig], list[Finding]], ...] = (
-    routing_rules, gate_rules, canary_rules, flag_rules, monitoring_rules, prompt_pin_rules,
+# Each rule reads one section, given to it only when it is a mapping.
+RULES: tuple[tuple[tuple[str, ...], Callable[[LoadedConfig, dict], list[Finding]]], ...] = (
+    (("routing",), routing_rules),
+    (("eval_gates",), gate_rules),
+    (("canary",), canary_rules),
+    (("feature_flags",), flag_rules),
+    ((), range_rules),
+    (("prompt_registry", "prompts"), prompt_pin_rules),
 )

@@ -17,7 +17,6 @@ Two halves, no pytest:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 from ..errors import LLMEvalError
 from ..models import CaseResult
+from ..validation import json_object
 
 __all__ = [
     "JUDGE_MARGIN",
@@ -224,12 +224,7 @@ class ReviewFile:
 
     def _parse(self, raw: str, number: int) -> HumanReview:
         where = f"{self.path}:{number}"
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ReviewError(f"{where}: not JSON: {exc.msg}") from None
-        if not isinstance(data, dict):
-            raise ReviewError(f"{where}: expected a JSON object, got {type(data).__name__}")
+        data = json_object(raw, where, ReviewError)
         unknown = sorted(set(data) - {"suite", "case", "hash", "verdict", "note", "reviewer", "at"})
         if unknown:
             raise ReviewError(f"{where}: field {unknown[0]!r}: unknown field (known: suite, case, hash, verdict, note, reviewer, at)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -191,7 +192,7 @@ def _utc(text: str | None) -> datetime | None:
     return value
 
 
-class HistoryStore:
+class HistoryStore(AbstractContextManager):
     """An open history database. ``HistoryStore(url)`` connects and migrates the schema to
     the newest revision; :meth:`record` writes a run; :meth:`metric_points` and
     :meth:`latency_points` read the trend. Raises :class:`HistoryError` (the URL in its
@@ -220,9 +221,6 @@ class HistoryStore:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def __enter__(self) -> HistoryStore:
-        return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()

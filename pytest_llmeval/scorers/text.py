@@ -32,6 +32,8 @@ __all__ = [
     "regex",
 ]
 
+# Not SQuAD's normalize_answer (similarity.squad_normalize, kept literal to the reference):
+# this one drops Unicode punctuation too, keeps articles, casefolds, and each step is optional.
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 _WHITESPACE = re.compile(r"\s+")
 
