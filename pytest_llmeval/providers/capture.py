@@ -207,13 +207,22 @@ def _patch(module: Any) -> None:
     module.AsyncClient.send = captured_asend
 
 
+class _Tee:
+    """What the sync and async tees share: the chunks seen so far, reported once at the end."""
+
+    def __init__(self, inner: Any, call: _Call, response: Any) -> None:
+        self._inner, self._call, self._response, self._chunks, self._done = inner, call, response, [], False
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._call.answered(self._response, b"".join(self._chunks), raw=True)
+
+
 def _tee_classes(module: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """Byte streams that pass an answer through to the app and report it once it ended."""
 
-    class TeeSync(module.SyncByteStream):  # type: ignore[name-defined,misc]
-        def __init__(self, inner: Any, call: _Call, response: Any) -> None:
-            self._inner, self._call, self._response, self._chunks, self._done = inner, call, response, [], False
-
+    class TeeSync(_Tee, module.SyncByteStream):  # type: ignore[name-defined,misc]
         def __iter__(self) -> Iterator[bytes]:
             for chunk in self._inner:
                 self._chunks.append(chunk)
@@ -226,15 +235,7 @@ def _tee_classes(module: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
             finally:
                 self._finish()
 
-        def _finish(self) -> None:
-            if not self._done:
-                self._done = True
-                self._call.answered(self._response, b"".join(self._chunks), raw=True)
-
-    class TeeAsync(module.AsyncByteStream):  # type: ignore[name-defined,misc]
-        def __init__(self, inner: Any, call: _Call, response: Any) -> None:
-            self._inner, self._call, self._response, self._chunks, self._done = inner, call, response, [], False
-
+    class TeeAsync(_Tee, module.AsyncByteStream):  # type: ignore[name-defined,misc]
         async def __aiter__(self) -> Any:
             async for chunk in self._inner:
                 self._chunks.append(chunk)
@@ -246,11 +247,6 @@ def _tee_classes(module: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
                 await self._inner.aclose()
             finally:
                 self._finish()
-
-        def _finish(self) -> None:
-            if not self._done:
-                self._done = True
-                self._call.answered(self._response, b"".join(self._chunks), raw=True)
 
     return TeeSync, TeeAsync
 
