@@ -216,29 +216,60 @@ def recipe(name: str) -> Callable[[Recipe], Recipe]:
     return register
 
 
+# The example project's recipes run its main suite (test_support_eval.py) by name: the
+# ragas suite runs only where the extra is installed, and the docs must not depend on that.
+MAIN_SUITE = "test_support_eval.py"
+
+
 def _example_run(runs: Runs) -> str:
-    return runs.run(runs.example_project(), "--llm-eval")
+    return runs.run(runs.example_project(), "--llm-eval", MAIN_SUITE)
+
+
+def _with_env(name: str, value: str, call: Callable[[], str]) -> str:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        return call()
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @recipe("readme-summary")
 def _readme_summary(runs: Runs) -> str:
-    return section(_example_run(runs), r"::test_support_answers  dataset", r"^  non_empty ")
+    out = _example_run(runs)
+    return "$ pytest --llm-eval test_support_eval.py\n" + section(out, r"::test_support_answers  dataset", r"^  usage: ") + \
+        "\n...\n" + grep(out, r"^loopback model: ", r"^=+ \d+ passed")
+
+
+@recipe("readme-planted-regression")
+def _readme_planted_regression(runs: Runs) -> str:
+    out = _with_env("SUPPORT_BOT_PROMPT", "support_answer_concise",
+                    lambda: runs.run(runs.example_project("example-concise"), "--llm-eval", MAIN_SUITE))
+    table = section(out, r"::test_support_answers  dataset", r"^  metric ")
+    shown = grep(out, r"^  contains ", r"^  note: prompt ")
+    worst = "\n".join(section(out, r"^  worst cases for contains", r"^loopback model: ").splitlines()[:-1])
+    return ("$ SUPPORT_BOT_PROMPT=support_answer_concise pytest --llm-eval test_support_eval.py\n" + table + "\n" + shown
+            + "\n" + worst + "\n...\n" + grep(out, r"^contains regressed", r"^contains vs baseline", r"^FAILED ", r"^=+ \d+ failed"))
 
 
 @recipe("usage-first-run")
 def _usage_first_run(runs: Runs) -> str:
-    return "$ cd example_project && pytest --llm-eval\n" + section(_example_run(runs), r"^collected ")
+    return "$ cd example_project && pytest --llm-eval test_support_eval.py\n" + section(_example_run(runs), r"^collected ")
 
 
 @recipe("gate-mde-note")
 def _gate_mde_note(runs: Runs) -> str:
-    return grep(_example_run(runs), r"^  note: contains: with n=37")
+    out = runs.run(runs.example_project(), "--llm-eval", "test_support_judge.py")
+    return grep(out, r"^  note: judge:correctness: with n=63")
 
 
 @recipe("usage-skipped-without-flag")
 def _usage_skipped(runs: Runs) -> str:
-    out = runs.run(runs.example_project(), "-rs")
-    return "$ pytest -rs\n" + grep(out, r"^test_support_eval.py s", r"^SKIPPED")
+    out = runs.run(runs.example_project(), "-rs", MAIN_SUITE)
+    return "$ pytest -rs test_support_eval.py\n" + grep(out, r"^test_support_eval.py s", r"^SKIPPED")
 
 
 @recipe("usage-scorer-errors")
@@ -401,12 +432,13 @@ def _gate_holm(runs: Runs) -> str:
             '''), encoding="utf-8")
 
     folder = runs.example_project("example-refunds", edit=break_refunds)
-    return grep(runs.run(folder, "--llm-eval"), r"^contains 0\.\d+ < 0\.8", r"^contains regressed", r"^contains vs baseline")
+    # The recording holds the unbroken answers: the loopback model answers live instead.
+    return grep(runs.run(folder, "--llm-eval", "--llm-eval-cache=off", MAIN_SUITE), r"^contains regressed", r"^contains vs baseline")
 
 
 @recipe("baseline-unchanged")
 def _baseline_unchanged(runs: Runs) -> str:
-    return grep(runs.run(runs.example_project("example-update"), "--llm-eval-update"), r"^  baseline unchanged: ")
+    return grep(runs.run(runs.example_project("example-update"), "--llm-eval-update", MAIN_SUITE), r"^  baseline unchanged: ")
 
 
 def _fresh_300(runs: Runs) -> Path:
@@ -486,11 +518,14 @@ def _configuration_token_budget(runs: Runs) -> str:
     def longer_prompt(folder: Path) -> None:
         prompt = folder / "prompts" / "support_answer.yaml"
         text = prompt.read_text(encoding="utf-8")
-        added = "  You are a patient, friendly and precise support agent for a software company; be kind and brief.\n"
+        added = ("  You are a patient, friendly and precise support agent for an online electronics store. Greet the\n"
+                 "  customer by name when you know it, thank them for their patience, restate their question in your own\n"
+                 "  words before you answer it, and close by asking whether there is anything else you can help with today.\n")
         prompt.write_text(text.replace("template: |-\n", "template: |-\n" + added, 1), encoding="utf-8")
 
     folder = runs.example_project("example-long-prompt", edit=longer_prompt)
-    return section(runs.run(folder, "--llm-eval"), r"_ test_support_answers::llm_eval_gate\[input_tokens_increase\] _",
+    # A new prompt is a new request: the loopback model answers live (the recording has the old one).
+    return section(runs.run(folder, "--llm-eval", "--llm-eval-cache=off", MAIN_SUITE), r"_ test_support_answers::llm_eval_gate\[input_tokens_increase\] _",
                    r"exceeds allowed increase")
 
 
