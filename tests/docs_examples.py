@@ -272,6 +272,105 @@ def _usage_skipped(runs: Runs) -> str:
     return "$ pytest -rs test_support_eval.py\n" + grep(out, r"^test_support_eval.py s", r"^SKIPPED")
 
 
+@recipe("writing-evals-ab")
+def _writing_evals_ab(runs: Runs) -> str:
+    out = runs.run(runs.example_project(), "--llm-eval", "test_support_variants.py")
+    return "$ pytest --llm-eval test_support_variants.py\n" + _without_latency(
+        section(out, r"::test_support_prompt_ab  variants", r"^  concise vs control: "))
+
+
+# docs/getting-started.md: a new project whose app calls the openai SDK, its first eval,
+# baseline and gated run. The page shows these files; the recipe checks it shows them as
+# they are here, and runs them with the SDK pointed at a loopback server.
+GETTING_STARTED = {
+    "app.py": """\
+from openai import OpenAI
+
+client = OpenAI()  # OPENAI_API_KEY, OPENAI_BASE_URL from the environment
+
+
+def answer(question: str) -> str:
+    response = client.chat.completions.create(
+        model="gpt-4o-mini",
+        temperature=0,
+        messages=[{"role": "system", "content": "You answer questions about our shop in one sentence."},
+                  {"role": "user", "content": question}],
+    )
+    return response.choices[0].message.content
+""",
+    "evals/support.jsonl": """\
+{"id": "refund-time", "inputs": {"question": "How long does a refund take?"}, "expected": "14 days"}
+{"id": "refund-window", "inputs": {"question": "Until when can I return an item?"}, "expected": "30 days"}
+{"id": "shipping-time", "inputs": {"question": "How long does shipping take?"}, "expected": "3-5 business days"}
+{"id": "free-shipping", "inputs": {"question": "Is shipping free?"}, "expected": "$50"}
+{"id": "out-of-scope", "inputs": {"question": "Write me a poem."}, "expected": "can only help"}
+""",
+    "test_support.py": """\
+import pytest
+
+from app import answer
+
+
+@pytest.mark.llm_eval(dataset="evals/support.jsonl", target=answer,
+                      scorers=["contains"], thresholds={"contains": 0.8})
+def test_support(llm_case, llm_eval):
+    pass
+""",
+    "pyproject.toml": """\
+[tool.pytest.ini_options]
+llm_eval_cache = "readwrite"
+""",
+}
+_SHOP = {"refund": "Refunds arrive within 14 days.", "return": "You can return an item within 30 days of delivery.",
+         "shipping take": "Shipping takes 3-5 business days.", "free": "Orders over $50 ship for free."}
+
+
+def _shop_model(request: dict) -> str:
+    question = request["messages"][-1]["content"].lower()
+    return next((text for key, text in _SHOP.items() if key in question), "Sorry, I can only help with our shop.")
+
+
+def _getting_started(runs: Runs, *args: str) -> str:
+    from pytest_llmeval.testing import LoopbackLLMServer
+
+    page = (REPO / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    missing = [name for name, text in GETTING_STARTED.items() if text not in page]
+    if missing:
+        raise LookupError(f"docs/getting-started.md does not show {missing} as tests/docs_examples.py runs them")
+    folder = runs.project("getting-started", GETTING_STARTED)
+    with LoopbackLLMServer(_shop_model) as server:
+        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-getting-started"}
+        before = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return runs.run(folder, *args)
+        finally:
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@recipe("getting-started-first-run")
+def _getting_started_first_run(runs: Runs) -> str:
+    return "$ pytest --llm-eval\n" + section(_getting_started(runs, "--llm-eval"), r"^test_support.py::test_support  dataset")
+
+
+@recipe("getting-started-bless")
+def _getting_started_bless(runs: Runs) -> str:
+    _getting_started(runs, "--llm-eval")  # the first run, as on the page
+    return "$ pytest --llm-eval --llm-eval-update\n" + grep(_getting_started(runs, "--llm-eval", "--llm-eval-update"),
+                                                             r"^  baseline written: ")
+
+
+@recipe("getting-started-gated")
+def _getting_started_gated(runs: Runs) -> str:
+    _getting_started_bless(runs)
+    out = _getting_started(runs, "--llm-eval", "--llm-eval-cache=strict")
+    return "$ pytest --llm-eval --llm-eval-cache=strict\n" + section(out, r"^test_support.py::test_support  dataset")
+
+
 @recipe("usage-scorer-errors")
 def _usage_scorer_errors(runs: Runs) -> str:
     folder = runs.project("scorer-errors", {

@@ -113,6 +113,15 @@ def _argv(line: str, env: dict[str, str]) -> list[str] | None:
     return shlex.split(expanded, comments=True)
 
 
+def _globbed(argv: list[str], cwd: Path) -> list[str]:
+    """The argv as a shell would pass it: words with ``*`` expanded to the matching files."""
+    out = []
+    for word in argv:
+        matches = sorted(str(p.relative_to(cwd)) for p in cwd.glob(word)) if "*" in word else []
+        out.extend(matches or [word])
+    return out
+
+
 def test_every_script_line_runs_against_the_example_project(docs, tmp_path):
     project = tmp_path / "repo"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
@@ -135,7 +144,7 @@ def test_every_script_line_runs_against_the_example_project(docs, tmp_path):
             argv = _argv(line, env)
             key = tuple(argv) if argv is not None else (line,)
             if key not in done:
-                command = argv if argv is not None else ["bash", "-c", line]
+                command = _globbed(argv, project) if argv is not None else ["bash", "-c", line]
                 result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=900)
                 done[key] = result.returncode
                 assert result.returncode == 0, f"{job}: {line}\nexit {result.returncode}\n{result.stdout[-4000:]}{result.stderr[-2000:]}"
