@@ -17,6 +17,7 @@ language (python, bash, yaml, json, toml, ini, text).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -225,16 +226,19 @@ def _example_run(runs: Runs) -> str:
     return runs.run(runs.example_project(), "--llm-eval", MAIN_SUITE)
 
 
-def _with_env(name: str, value: str, call: Callable[[], str]) -> str:
-    before = os.environ.get(name)
-    os.environ[name] = value
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the runs inside the block (their subprocesses inherit them)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        return call()
+        yield
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @recipe("readme-summary")
@@ -246,8 +250,8 @@ def _readme_summary(runs: Runs) -> str:
 
 @recipe("readme-planted-regression")
 def _readme_planted_regression(runs: Runs) -> str:
-    out = _with_env("SUPPORT_BOT_PROMPT", "support_answer_concise",
-                    lambda: runs.run(runs.example_project("example-concise"), "--llm-eval", MAIN_SUITE))
+    with _environ(SUPPORT_BOT_PROMPT="support_answer_concise"):
+        out = runs.run(runs.example_project("example-concise"), "--llm-eval", MAIN_SUITE)
     table = section(out, r"::test_support_answers  dataset", r"^  metric ")
     shown = grep(out, r"^  contains ", r"^  note: prompt ")
     worst = "\n".join(section(out, r"^  worst cases for contains", r"^loopback model: ").splitlines()[:-1])
@@ -338,18 +342,8 @@ def _getting_started(runs: Runs, *args: str) -> str:
     if missing:
         raise LookupError(f"docs/getting-started.md does not show {missing} as tests/docs_examples.py runs them")
     folder = runs.project("getting-started", GETTING_STARTED)
-    with LoopbackLLMServer(_shop_model) as server:
-        env = {"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-getting-started"}
-        before = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            return runs.run(folder, *args)
-        finally:
-            for k, v in before.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    with LoopbackLLMServer(_shop_model) as server, _environ(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-getting-started"):
+        return runs.run(folder, *args)
 
 
 @recipe("getting-started-first-run")
