@@ -57,7 +57,7 @@ def test_the_default_run_is_offline_replays_everything_and_passes(example):
     assert code == 0, out
     assert "loopback model: 0 request(s)" in out
     report = json.loads((example / "report.json").read_text(encoding="utf-8"))
-    assert report["complete"] and report["verdict"] == "pass" and report["options"]["cache_mode"] == "strict"
+    assert report["complete"] and report["verdict"] == "pass" and report["run"]["options"]["cache_mode"] == "strict"
     suites = {s["suite_id"]: s for s in report["suites"]}
     assert {"test_support_eval.py::test_support_answers", "test_support_judge.py::test_support_judged",
             "test_support_variants.py::test_support_prompt_ab@control",
