@@ -16,7 +16,6 @@ import functools
 import os
 import threading
 
-import anthropic
 import openai
 from pytest_llmeval.prompts import render
 
@@ -36,6 +35,8 @@ def _client(provider: str):
     once even when the first calls come from many threads at a time."""
     with _lock:
         if provider == "anthropic":
+            import anthropic  # only the failover route needs it: its import takes a second or two
+
             return anthropic.Anthropic(max_retries=2, timeout=30.0)
         return openai.OpenAI(max_retries=2, timeout=30.0)
 
