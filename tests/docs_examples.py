@@ -248,6 +248,12 @@ def _readme_summary(runs: Runs) -> str:
         "\n...\n" + grep(out, r"^loopback model: ", r"^=+ \d+ passed")
 
 
+@recipe("readme-live-usage")
+def _readme_live_usage(runs: Runs) -> str:
+    out = runs.run(runs.example_project("example-live"), "--llm-eval", "--llm-eval-cache=off", MAIN_SUITE)
+    return "$ pytest --llm-eval --llm-eval-cache=off test_support_eval.py\n...\n" + grep(out, r"^  usage: ", r"^loopback model: ")
+
+
 @recipe("readme-planted-regression")
 def _readme_planted_regression(runs: Runs) -> str:
     with _environ(SUPPORT_BOT_PROMPT="support_answer_concise"):
