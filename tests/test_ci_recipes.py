@@ -94,6 +94,7 @@ def test_the_recipes_have_what_docs_ci_md_promises(docs):
     assert gitlab["llm-eval"]["parallel"] == 3
     assert gitlab["llm-eval"]["artifacts"]["reports"]["junit"] == "reports/junit-*.xml"
     assert "reports/llm-eval.html" in gitlab["llm-eval-gate"]["artifacts"]["paths"]
+    assert all(rule["when"] == "always" for rule in gitlab["llm-eval-gate"]["rules"])  # merge after a failed shard too
     assert any("merge_requests/$CI_MERGE_REQUEST_IID/notes" in line for line in gitlab["llm-eval-gate"]["after_script"])
     assert any("llm-eval-check" in line for line in gitlab["deploy-gate"]["script"])
     assert gitlab["llm-eval-nightly"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "schedule"'}]
