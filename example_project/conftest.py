@@ -1,30 +1,48 @@
-"""Runs the example offline: a loopback server plays the model provider.
+"""Runs the example offline by default.
 
-In a real project you would point `llm_eval_base_url` (or LLM_EVAL_BASE_URL) at your
-provider and keep the API key in the environment variable named by `llm_eval_api_key_env`.
+The committed recording in .llm-eval/cache replays every model call (ini
+``llm_eval_cache = "strict"`` in pyproject.toml: a call that was not recorded fails its
+case, it never goes out). When calls do go out (``--llm-eval-cache=off`` or
+``readwrite`` to re-record), a loopback server started here plays the model: the app's
+answers come from fake_model.reply, and so do the LLM judge's grades.
+
+To run against a real endpoint instead, set ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``
+yourself (and ``ANTHROPIC_API_KEY`` for the failover route) and pass ``--llm-eval-cache=off`` (or ``readwrite`` to record a new baseline's
+answers): then no loopback server starts.
 """
 
 import os
 
 import pytest
 
-from fake_model import reply
-
 _server = None
 
 
-@pytest.hookimpl(tryfirst=True)  # before the plugin reads LLM_EVAL_BASE_URL
+@pytest.hookimpl(tryfirst=True)  # before the plugin reads LLM_EVAL_BASE_URL for the judge
 def pytest_configure(config):
     global _server
-    if os.environ.get("LLM_EVAL_BASE_URL") or hasattr(config, "workerinput"):
-        return  # a real endpoint was given, or an xdist worker inherits the controller's
+    if os.environ.get("OPENAI_BASE_URL") or hasattr(config, "workerinput"):
+        return  # a real endpoint was given, or an xdist worker inherits the controller's environment
+    from fake_model import reply
     from pytest_llmeval.testing import LoopbackLLMServer
 
-    _server = LoopbackLLMServer(reply, latency=0.05).start()
-    os.environ["LLM_EVAL_BASE_URL"] = _server.base_url
+    _server = LoopbackLLMServer(reply, latency=0.02).start()
+    os.environ["OPENAI_BASE_URL"] = _server.base_url  # the app's openai SDK client
+    os.environ["ANTHROPIC_BASE_URL"] = _server.url  # the anthropic SDK (the failover route)
+    os.environ["LLM_EVAL_BASE_URL"] = _server.base_url  # the plugin's clients: the LLM judge
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):  # the SDKs refuse to start without one
+        os.environ[key] = os.environ.get(key) or "sk-loopback-not-a-secret"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _server is not None:
+        terminalreporter.write_line(f"loopback model: {_server.requests} request(s)")
 
 
 def pytest_unconfigure(config):
+    global _server
     if _server is not None:
         _server.stop()
-        os.environ.pop("LLM_EVAL_BASE_URL", None)
+        _server = None
+        for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "LLM_EVAL_BASE_URL"):
+            os.environ.pop(name, None)

@@ -17,6 +17,7 @@ language (python, bash, yaml, json, toml, ini, text).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -216,29 +217,158 @@ def recipe(name: str) -> Callable[[Recipe], Recipe]:
     return register
 
 
+# The example project's recipes run its main suite (test_support_eval.py) by name: the
+# ragas suite runs only where the extra is installed, and the docs must not depend on that.
+MAIN_SUITE = "test_support_eval.py"
+
+
 def _example_run(runs: Runs) -> str:
-    return runs.run(runs.example_project(), "--llm-eval")
+    return runs.run(runs.example_project(), "--llm-eval", MAIN_SUITE)
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the runs inside the block (their subprocesses inherit them)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @recipe("readme-summary")
 def _readme_summary(runs: Runs) -> str:
-    return section(_example_run(runs), r"::test_support_answers  dataset", r"^  non_empty ")
+    out = _example_run(runs)
+    return "$ pytest --llm-eval test_support_eval.py\n" + section(out, r"::test_support_answers  dataset", r"^  usage: ") + \
+        "\n...\n" + grep(out, r"^loopback model: ", r"^=+ \d+ passed")
+
+
+@recipe("readme-live-usage")
+def _readme_live_usage(runs: Runs) -> str:
+    out = runs.run(runs.example_project("example-live"), "--llm-eval", "--llm-eval-cache=off", MAIN_SUITE)
+    return "$ pytest --llm-eval --llm-eval-cache=off test_support_eval.py\n...\n" + grep(out, r"^  usage: ", r"^loopback model: ")
+
+
+@recipe("readme-planted-regression")
+def _readme_planted_regression(runs: Runs) -> str:
+    with _environ(SUPPORT_BOT_PROMPT="support_answer_concise"):
+        out = runs.run(runs.example_project("example-concise"), "--llm-eval", MAIN_SUITE)
+    table = section(out, r"::test_support_answers  dataset", r"^  metric ")
+    shown = grep(out, r"^  contains ", r"^  note: prompt ")
+    worst = "\n".join(section(out, r"^  worst cases for contains", r"^loopback model: ").splitlines()[:-1])
+    return ("$ SUPPORT_BOT_PROMPT=support_answer_concise pytest --llm-eval test_support_eval.py\n" + table + "\n" + shown
+            + "\n" + worst + "\n...\n" + grep(out, r"^contains regressed", r"^contains vs baseline", r"^FAILED ", r"^=+ \d+ failed"))
 
 
 @recipe("usage-first-run")
 def _usage_first_run(runs: Runs) -> str:
-    return "$ cd example_project && pytest --llm-eval\n" + section(_example_run(runs), r"^collected ")
+    return "$ cd example_project && pytest --llm-eval test_support_eval.py\n" + section(_example_run(runs), r"^collected ")
 
 
 @recipe("gate-mde-note")
 def _gate_mde_note(runs: Runs) -> str:
-    return grep(_example_run(runs), r"^  note: contains: with n=37")
+    out = runs.run(runs.example_project(), "--llm-eval", "test_support_judge.py")
+    return grep(out, r"^  note: judge:correctness: with n=63")
 
 
 @recipe("usage-skipped-without-flag")
 def _usage_skipped(runs: Runs) -> str:
-    out = runs.run(runs.example_project(), "-rs")
-    return "$ pytest -rs\n" + grep(out, r"^test_support_eval.py s", r"^SKIPPED")
+    out = runs.run(runs.example_project(), "-rs", MAIN_SUITE)
+    return "$ pytest -rs test_support_eval.py\n" + grep(out, r"^test_support_eval.py s", r"^SKIPPED")
+
+
+@recipe("writing-evals-ab")
+def _writing_evals_ab(runs: Runs) -> str:
+    out = runs.run(runs.example_project(), "--llm-eval", "test_support_variants.py")
+    return "$ pytest --llm-eval test_support_variants.py\n" + _without_latency(
+        section(out, r"::test_support_prompt_ab  variants", r"^  concise vs control: "))
+
+
+# docs/getting-started.md: a new project whose app calls the openai SDK, its first eval,
+# baseline and gated run. The page shows these files; the recipe checks it shows them as
+# they are here, and runs them with the SDK pointed at a loopback server.
+GETTING_STARTED = {
+    "app.py": """\
+from openai import OpenAI
+
+client = OpenAI()  # OPENAI_API_KEY, OPENAI_BASE_URL from the environment
+
+
+def answer(question: str) -> str:
+    response = client.chat.completions.create(
+        model="gpt-4o-mini",
+        temperature=0,
+        messages=[{"role": "system", "content": "You answer questions about our shop in one sentence."},
+                  {"role": "user", "content": question}],
+    )
+    return response.choices[0].message.content
+""",
+    "evals/support.jsonl": """\
+{"id": "refund-time", "inputs": {"question": "How long does a refund take?"}, "expected": "14 days"}
+{"id": "refund-window", "inputs": {"question": "Until when can I return an item?"}, "expected": "30 days"}
+{"id": "shipping-time", "inputs": {"question": "How long does shipping take?"}, "expected": "3-5 business days"}
+{"id": "free-shipping", "inputs": {"question": "Is shipping free?"}, "expected": "$50"}
+{"id": "out-of-scope", "inputs": {"question": "Write me a poem."}, "expected": "can only help"}
+""",
+    "test_support.py": """\
+import pytest
+
+from app import answer
+
+
+@pytest.mark.llm_eval(dataset="evals/support.jsonl", target=answer,
+                      scorers=["contains"], thresholds={"contains": 0.8})
+def test_support(llm_case, llm_eval):
+    pass
+""",
+    "pyproject.toml": """\
+[tool.pytest.ini_options]
+llm_eval_cache = "readwrite"
+""",
+}
+_SHOP = {"refund": "Refunds arrive within 14 days.", "return": "You can return an item within 30 days of delivery.",
+         "shipping take": "Shipping takes 3-5 business days.", "free": "Orders over $50 ship for free."}
+
+
+def _shop_model(request: dict) -> str:
+    question = request["messages"][-1]["content"].lower()
+    return next((text for key, text in _SHOP.items() if key in question), "Sorry, I can only help with our shop.")
+
+
+def _getting_started(runs: Runs, *args: str) -> str:
+    from pytest_llmeval.testing import LoopbackLLMServer
+
+    page = (REPO / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    missing = [name for name, text in GETTING_STARTED.items() if text not in page]
+    if missing:
+        raise LookupError(f"docs/getting-started.md does not show {missing} as tests/docs_examples.py runs them")
+    folder = runs.project("getting-started", GETTING_STARTED)
+    with LoopbackLLMServer(_shop_model) as server, _environ(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="sk-getting-started"):
+        return runs.run(folder, *args)
+
+
+@recipe("getting-started-first-run")
+def _getting_started_first_run(runs: Runs) -> str:
+    return "$ pytest --llm-eval\n" + section(_getting_started(runs, "--llm-eval"), r"^test_support.py::test_support  dataset")
+
+
+@recipe("getting-started-bless")
+def _getting_started_bless(runs: Runs) -> str:
+    _getting_started(runs, "--llm-eval")  # the first run, as on the page
+    return "$ pytest --llm-eval --llm-eval-update\n" + grep(_getting_started(runs, "--llm-eval", "--llm-eval-update"),
+                                                             r"^  baseline written: ")
+
+
+@recipe("getting-started-gated")
+def _getting_started_gated(runs: Runs) -> str:
+    _getting_started_bless(runs)
+    out = _getting_started(runs, "--llm-eval", "--llm-eval-cache=strict")
+    return "$ pytest --llm-eval --llm-eval-cache=strict\n" + section(out, r"^test_support.py::test_support  dataset")
 
 
 @recipe("usage-scorer-errors")
@@ -400,12 +530,13 @@ def _gate_holm(runs: Runs) -> str:
             '''), encoding="utf-8")
 
     folder = runs.example_project("example-refunds", edit=break_refunds)
-    return grep(runs.run(folder, "--llm-eval"), r"^contains 0\.\d+ < 0\.8", r"^contains regressed", r"^contains vs baseline")
+    # The recording holds the unbroken answers: the loopback model answers live instead.
+    return grep(runs.run(folder, "--llm-eval", "--llm-eval-cache=off", MAIN_SUITE), r"^contains regressed", r"^contains vs baseline")
 
 
 @recipe("baseline-unchanged")
 def _baseline_unchanged(runs: Runs) -> str:
-    return grep(runs.run(runs.example_project("example-update"), "--llm-eval-update"), r"^  baseline unchanged: ")
+    return grep(runs.run(runs.example_project("example-update"), "--llm-eval-update", MAIN_SUITE), r"^  baseline unchanged: ")
 
 
 def _fresh_300(runs: Runs) -> Path:
@@ -485,11 +616,14 @@ def _configuration_token_budget(runs: Runs) -> str:
     def longer_prompt(folder: Path) -> None:
         prompt = folder / "prompts" / "support_answer.yaml"
         text = prompt.read_text(encoding="utf-8")
-        added = "  You are a patient, friendly and precise support agent for a software company; be kind and brief.\n"
+        added = ("  You are a patient, friendly and precise support agent for an online electronics store. Greet the\n"
+                 "  customer by name when you know it, thank them for their patience, restate their question in your own\n"
+                 "  words before you answer it, and close by asking whether there is anything else you can help with today.\n")
         prompt.write_text(text.replace("template: |-\n", "template: |-\n" + added, 1), encoding="utf-8")
 
     folder = runs.example_project("example-long-prompt", edit=longer_prompt)
-    return section(runs.run(folder, "--llm-eval"), r"_ test_support_answers::llm_eval_gate\[input_tokens_increase\] _",
+    # A new prompt is a new request: the loopback model answers live (the recording has the old one).
+    return section(runs.run(folder, "--llm-eval", "--llm-eval-cache=off", MAIN_SUITE), r"_ test_support_answers::llm_eval_gate\[input_tokens_increase\] _",
                    r"exceeds allowed increase")
 
 

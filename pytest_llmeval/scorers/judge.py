@@ -142,6 +142,10 @@ def _judge(kind: str, output: Any, case: Case, rubric: str | None, samples: int,
 
 
 def _prepare(rubric: str | None = None, samples: int = 1, model: str | None = None) -> dict[str, Any]:
+    # Import the judge's client (and httpx) now, at collection on the main thread: imported
+    # first from a scorer thread, a half-initialised httpx sits in sys.modules while the
+    # app's threads run, and SDKs that read sys.modules["httpx"] (openai 3) fail on it.
+    from ..providers import client  # noqa: F401
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ScorerError(f"judge option samples must be a positive integer, got {samples!r}")
     if rubric is not None and not isinstance(rubric, str):
