@@ -38,10 +38,17 @@ REPORT_NAME = ".llm-eval-report.json"
 @pytest.fixture
 def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester whose in-process runs also write the JSON report and check it against the
-    schema: the report of every scenario in this suite must validate."""
+    schema: the report of every scenario in this suite must validate. Inner runs keep the
+    files' order (pytest-randomly, in [dev], is off there) unless a test names randomly in
+    its arguments, as tests/test_other_plugins.py does to run evals under it."""
     from pytest_llmeval.reporting.report import validate
 
-    run = pytester.runpytest
+    run_in_order = pytester.runpytest
+
+    def run(*args, **kwargs):
+        if not any("randomly" in str(arg) for arg in args):
+            args = ("-p", "no:randomly", *args)
+        return run_in_order(*args, **kwargs)
 
     def run_and_validate(*args, **kwargs):
         if "no:llmeval" in args or any(str(arg).startswith("--llm-eval-report") for arg in args):
