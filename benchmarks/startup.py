@@ -14,8 +14,8 @@ headline is the median of the per-round ratios, which shrugs off load that drift
 between rounds; the ratio of the medians is printed next to it) and the plugin's own
 import time (median of a few ``-X importtime`` runs), split by the modules pytest or the
 plugin's hooks import first: a less noisy view of the same overhead. It then checks, in
-a separate run of variant A with a probe plugin, that the plugin adds none of scipy, numpy,
-httpx, yaml to ``sys.modules`` (compared with a probe run of B: other installed plugins,
+a separate run of variant A with a probe plugin, that the plugin adds none of the heavy
+modules in ``HEAVY`` (scipy, numpy, httpx, yaml, ragas, the model SDKs, ...) to ``sys.modules`` (compared with a probe run of B: other installed plugins,
 e.g. pytest-randomly, may import numpy themselves); the exit code is 1 if it does.
 
 Runs get a bytecode cache under the temporary folder (PYTHONPYCACHEPREFIX), as users
@@ -42,7 +42,7 @@ from pathlib import Path
 
 from _importtime import outermost_nodes, parse_importtime  # benchmarks/ is on sys.path as the script's folder
 
-HEAVY = ("scipy", "numpy", "httpx", "yaml")
+HEAVY = ("scipy", "numpy", "httpx", "httpx2", "yaml", "ragas", "openai", "anthropic", "litellm", "langchain_core", "opentelemetry", "sqlalchemy", "jinja2", "jsonschema")
 TARGET_RATIO = 1.05
 
 PROBE = '''\
