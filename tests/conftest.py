@@ -21,10 +21,16 @@ import pytest_llmeval
 for _module in pkgutil.walk_packages(pytest_llmeval.__path__, "pytest_llmeval."):
     if not _module.name.endswith("ragas_metrics"):  # ragas is heavy and optional
         importlib.import_module(_module.name)
-try:  # hypothesis' pytest plugin imports this in every in-process run's summary
-    importlib.import_module("hypothesis.internal.observability")
-except ImportError:
-    pass
+# Likewise for optional libraries the plugin imports lazily inside runs: hypothesis' pytest
+# plugin imports its observability module in every run's summary; SQLAlchemy (the run
+# history, opened inside runs) loads its dialects on first use and its compiled extensions
+# cannot be imported twice.
+for _name in ("hypothesis.internal.observability", "sqlalchemy", "sqlalchemy.dialects.sqlite",
+              "sqlalchemy.dialects.postgresql", "alembic.command", "alembic.config", "alembic.runtime.migration"):
+    try:
+        importlib.import_module(_name)
+    except ImportError:
+        pass
 
 # litellm fetches its model cost map from the internet at import unless told not to: the
 # tests reach nothing but loopback.

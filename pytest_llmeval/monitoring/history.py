@@ -6,8 +6,10 @@ root (no server); teams pass a database URL (``postgresql://user@host/db``, run 
 psycopg 3) so that ephemeral CI runners share one history. The schema is created and
 upgraded by the Alembic migrations shipped in ``migrations/``, run on connect under a
 lock (a file lock beside a SQLite file, an advisory lock on PostgreSQL), so two runs
-meeting a fresh database migrate it once. Each run is written in one transaction:
-concurrent writers lose nothing.
+meeting a fresh database migrate it once. The migrations are the schema's only
+definition: the store reflects the tables from the migrated database rather than declaring
+them again, so code and database cannot drift apart (a schema change is a new revision).
+Each run is written in one transaction: concurrent writers lose nothing.
 
 SQLAlchemy, Alembic and filelock (extra ``history``) are imported when a store is
 opened, never at import time of this module.
@@ -21,9 +23,8 @@ import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, NamedTuple
 
 from ..errors import LLMEvalError
 
@@ -35,8 +36,8 @@ __all__ = [
     "LatencyPoint",
     "MetricPoint",
     "SCHEMA_REVISION",
+    "TABLES",
     "history_url",
-    "metadata",
     "redact_url",
 ]
 
@@ -103,80 +104,17 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in creds else url
 
 
-@lru_cache(maxsize=1)
-def _tables() -> Any:
-    try:
-        import sqlalchemy as sa
-    except ImportError:
-        raise HistoryError(INSTALL_HINT) from None
-    md = sa.MetaData()
-    runs = sa.Table(
-        "llm_eval_runs", md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_uid", sa.String(64), nullable=False, unique=True),
-        sa.Column("started_at", sa.DateTime, nullable=False, index=True),
-        sa.Column("finished_at", sa.DateTime, nullable=True),
-        sa.Column("recorded_at", sa.DateTime, nullable=False),
-        sa.Column("verdict", sa.String(16), nullable=False),
-        sa.Column("git_commit", sa.String(64), nullable=True),
-        sa.Column("git_branch", sa.String(255), nullable=True),
-        sa.Column("plugin_version", sa.String(32), nullable=False),
-        sa.Column("report_schema_version", sa.Integer, nullable=False),
-        sa.Column("options", sa.Text, nullable=False),
-    )
-    fk = lambda: sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE")  # noqa: E731
-    suites = sa.Table(
-        "llm_eval_suite_results", md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer, fk(), nullable=False, index=True),
-        sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
-        sa.Column("dataset", sa.String(2048), nullable=False),
-        sa.Column("fingerprint", sa.String(80), nullable=False),
-        sa.Column("verdict", sa.String(16), nullable=True),
-        sa.Column("cases_run", sa.Integer, nullable=False),
-        sa.Column("errors", sa.Integer, nullable=False),
-        sa.Column("failed_cases", sa.Integer, nullable=False),
-        sa.Column("models", sa.Text, nullable=False),
-        sa.Column("cost_total", sa.Float, nullable=True),
-        sa.Column("cost_mean", sa.Float, nullable=True),
-        sa.Column("latency_p50_ms", sa.Float, nullable=True),
-        sa.Column("latency_p95_ms", sa.Float, nullable=True),
-        sa.Column("error_rate", sa.Float, nullable=True),
-    )
-    metrics = sa.Table(
-        "llm_eval_metric_results", md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer, fk(), nullable=False, index=True),
-        sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
-        sa.Column("metric", sa.String(255), nullable=False, index=True),
-        sa.Column("n", sa.Integer, nullable=False),
-        sa.Column("mean", sa.Float, nullable=True),
-        sa.Column("ci_low", sa.Float, nullable=True),
-        sa.Column("ci_high", sa.Float, nullable=True),
-        sa.Column("threshold", sa.Float, nullable=True),
-        sa.Column("baseline_mean", sa.Float, nullable=True),
-        sa.Column("change", sa.Float, nullable=True),
-        sa.Column("p_value", sa.Float, nullable=True),
-        sa.Column("verdict", sa.String(16), nullable=False),
-        sa.Column("regressed", sa.Boolean, nullable=False),
-    )
-    cases = sa.Table(
-        "llm_eval_case_scores", md,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer, fk(), nullable=False, index=True),
-        sa.Column("suite_id", sa.String(1024), nullable=False),
-        sa.Column("case_id", sa.String(1024), nullable=False),
-        sa.Column("repeat", sa.Integer, nullable=False),
-        sa.Column("metric", sa.String(255), nullable=False),
-        sa.Column("score", sa.Float, nullable=False),
-    )
-    return md, runs, suites, metrics, cases
+TABLES = ("llm_eval_runs", "llm_eval_suite_results", "llm_eval_metric_results", "llm_eval_case_scores")
 
 
-def __getattr__(name: str) -> Any:
-    if name == "metadata":  # for the Alembic environment and the schema test
-        return _tables()[0]
-    raise AttributeError(name)
+class _Tables(NamedTuple):
+    """The history tables as the migrated database has them (reflected, never redeclared:
+    the migrations in ``migrations/versions`` are the schema's one definition)."""
+
+    runs: Any
+    suites: Any
+    metrics: Any
+    cases: Any
 
 
 def _utc(text: str | None) -> datetime | None:
@@ -218,6 +156,7 @@ class HistoryStore(AbstractContextManager):
             raise HistoryError(f"history {self.shown}: {exc}") from None
         self._sa = sa
         self.migrate()
+        self.tables = self._reflect()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -257,6 +196,16 @@ class HistoryStore(AbstractContextManager):
                 raise HistoryError(f"history {self.shown}: {exc} (written by a newer pytest-llmeval?)") from None
             raise
 
+    def _reflect(self) -> _Tables:
+        """The tables of the migrated schema, read from the database."""
+        sa = self._sa
+        md = sa.MetaData()
+        try:
+            md.reflect(bind=self.engine, only=TABLES)
+        except sa.exc.SQLAlchemyError as exc:
+            raise HistoryError(f"history {self.shown}: cannot read the schema: {_short(exc)}") from None
+        return _Tables(*(md.tables[name] for name in TABLES))
+
     def _migration_lock(self) -> Any:
         import contextlib
 
@@ -287,7 +236,7 @@ class HistoryStore(AbstractContextManager):
                                f"{', '.join(map(str, REPORT_SCHEMA_VERSIONS))}")
         if not doc.get("complete") or doc.get("verdict") not in ("pass", "fail"):
             raise HistoryError(f"only complete, judged runs are recorded (this run: {doc.get('verdict')})")
-        md, runs, suites, metrics, case_scores = _tables()
+        runs, suites, metrics, case_scores = self.tables
         sa = self._sa
         run = doc["run"]
         git = run.get("git") or {}
@@ -325,7 +274,7 @@ class HistoryStore(AbstractContextManager):
     def metric_points(self, *, suite: str | None = None, metric: str | None = None,
                       since: datetime | None = None) -> list[MetricPoint]:
         """Per run, suite and metric: the mean, oldest first."""
-        _, runs, _, metrics, _ = _tables()
+        runs, metrics = self.tables.runs, self.tables.metrics
         sa = self._sa
         query = (sa.select(runs.c.started_at, runs.c.id, metrics.c.suite_id, metrics.c.metric, metrics.c.mean,
                            metrics.c.n, metrics.c.baseline_mean, metrics.c.verdict)
@@ -341,7 +290,7 @@ class HistoryStore(AbstractContextManager):
 
     def latency_points(self, *, suite: str | None = None, since: datetime | None = None) -> list[LatencyPoint]:
         """Per run and suite: the p95 latency of the app calls, oldest first."""
-        _, runs, suites, _, _ = _tables()
+        runs, suites = self.tables.runs, self.tables.suites
         sa = self._sa
         query = (sa.select(runs.c.started_at, runs.c.id, suites.c.suite_id, suites.c.latency_p95_ms)
                  .join(suites, suites.c.run_id == runs.c.id))
@@ -352,13 +301,13 @@ class HistoryStore(AbstractContextManager):
         return [LatencyPoint(*row) for row in self._read(query.order_by(runs.c.started_at, runs.c.id, suites.c.suite_id))]
 
     def run_count(self) -> int:
-        _, runs, _, _, _ = _tables()
+        runs = self.tables.runs
         sa = self._sa
         return int(next(iter(self._read(sa.select(sa.func.count()).select_from(runs))))[0])
 
     def case_scores(self, run_id: int) -> list[tuple[str, str, int, str, float]]:
         """(suite, case, repeat, metric, score) of one run recorded with ``cases=True``."""
-        _, _, _, _, cases = _tables()
+        cases = self.tables.cases
         sa = self._sa
         query = (sa.select(cases.c.suite_id, cases.c.case_id, cases.c.repeat, cases.c.metric, cases.c.score)
                  .where(cases.c.run_id == run_id).order_by(cases.c.id))

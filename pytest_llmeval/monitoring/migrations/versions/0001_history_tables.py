@@ -13,9 +13,18 @@ branch_labels = None
 depends_on = None
 
 
-# A frozen snapshot of the schema at revision 0001, written out in full: a migration must not
-# import the live tables in monitoring/history.py (they move on; Alembic's documented practice),
-# so the repeat of those column lists is intended. Schema changes go in a new revision.
+def _per_run_table(name: str, *columns: sa.Column) -> None:
+    """A table whose rows belong to one run (deleted with it)."""
+    op.create_table(
+        name,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+        *columns,
+    )
+
+
+# The schema's one definition: monitoring/history.py reflects these tables from the migrated
+# database. A schema change is a new revision; this one stays as it is.
 def upgrade() -> None:
     op.create_table(
         "llm_eval_runs",
@@ -31,10 +40,8 @@ def upgrade() -> None:
         sa.Column("report_schema_version", sa.Integer, nullable=False),
         sa.Column("options", sa.Text, nullable=False),
     )
-    op.create_table(
+    _per_run_table(
         "llm_eval_suite_results",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
         sa.Column("dataset", sa.String(2048), nullable=False),
         sa.Column("fingerprint", sa.String(80), nullable=False),
@@ -49,10 +56,8 @@ def upgrade() -> None:
         sa.Column("latency_p95_ms", sa.Float, nullable=True),
         sa.Column("error_rate", sa.Float, nullable=True),
     )
-    op.create_table(
+    _per_run_table(
         "llm_eval_metric_results",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
         sa.Column("metric", sa.String(255), nullable=False, index=True),
         sa.Column("n", sa.Integer, nullable=False),
@@ -66,10 +71,8 @@ def upgrade() -> None:
         sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("regressed", sa.Boolean, nullable=False),
     )
-    op.create_table(
+    _per_run_table(
         "llm_eval_case_scores",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.Integer, sa.ForeignKey("llm_eval_runs.id", ondelete="CASCADE"), nullable=False, index=True),
         sa.Column("suite_id", sa.String(1024), nullable=False),
         sa.Column("case_id", sa.String(1024), nullable=False),
         sa.Column("repeat", sa.Integer, nullable=False),
