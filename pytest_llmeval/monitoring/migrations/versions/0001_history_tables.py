@@ -23,6 +23,11 @@ def _per_run_table(name: str, *columns: sa.Column) -> None:
     )
 
 
+def _measures(*names: str) -> list[sa.Column]:
+    """Numbers a run may not have (no usage, no baseline): nullable floats."""
+    return [sa.Column(name, sa.Float, nullable=True) for name in names]
+
+
 # The schema's one definition: monitoring/history.py reflects these tables from the migrated
 # database. A schema change is a new revision; this one stays as it is.
 def upgrade() -> None:
@@ -50,24 +55,14 @@ def upgrade() -> None:
         sa.Column("errors", sa.Integer, nullable=False),
         sa.Column("failed_cases", sa.Integer, nullable=False),
         sa.Column("models", sa.Text, nullable=False),
-        sa.Column("cost_total", sa.Float, nullable=True),
-        sa.Column("cost_mean", sa.Float, nullable=True),
-        sa.Column("latency_p50_ms", sa.Float, nullable=True),
-        sa.Column("latency_p95_ms", sa.Float, nullable=True),
-        sa.Column("error_rate", sa.Float, nullable=True),
+        *_measures("cost_total", "cost_mean", "latency_p50_ms", "latency_p95_ms", "error_rate"),
     )
     _per_run_table(
         "llm_eval_metric_results",
         sa.Column("suite_id", sa.String(1024), nullable=False, index=True),
         sa.Column("metric", sa.String(255), nullable=False, index=True),
         sa.Column("n", sa.Integer, nullable=False),
-        sa.Column("mean", sa.Float, nullable=True),
-        sa.Column("ci_low", sa.Float, nullable=True),
-        sa.Column("ci_high", sa.Float, nullable=True),
-        sa.Column("threshold", sa.Float, nullable=True),
-        sa.Column("baseline_mean", sa.Float, nullable=True),
-        sa.Column("change", sa.Float, nullable=True),
-        sa.Column("p_value", sa.Float, nullable=True),
+        *_measures("mean", "ci_low", "ci_high", "threshold", "baseline_mean", "change", "p_value"),
         sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("regressed", sa.Boolean, nullable=False),
     )
