@@ -7,20 +7,32 @@ where one is involved, the case.
 
 from __future__ import annotations
 
+import re
+import string
 from typing import Any, Iterable
 
 from ..errors import ScorerError
 from ..models import Case
 
 __all__ = [
+    "ASCII_PUNCTUATION",
     "check_bool",
     "check_choice",
     "check_number",
     "check_strings",
+    "collapse_whitespace",
     "expected_of",
     "references",
     "text_of",
 ]
+
+ASCII_PUNCTUATION = frozenset(string.punctuation)  # what SQuAD's normalize_answer drops
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+def collapse_whitespace(text: str) -> str:
+    """Every run of whitespace (Unicode, newlines included) as one space."""
+    return _WHITESPACE_RUN.sub(" ", text)
 
 
 def text_of(output: Any) -> str:

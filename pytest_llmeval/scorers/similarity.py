@@ -21,14 +21,13 @@ Where a reference implementation exists it is either used at run time or matched
 from __future__ import annotations
 
 import re
-import string
 from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 from ..errors import ScorerError
 from ..models import Case
-from ._common import check_bool, check_choice, check_number, references, text_of
+from ._common import ASCII_PUNCTUATION, check_bool, check_choice, check_number, collapse_whitespace, references, text_of
 from .base import Scorer
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
 
 # --- token_f1: SQuAD v1.1 -------------------------------------------------------------
 
-_SQUAD_PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -53,7 +51,7 @@ def squad_normalize(text: str) -> str:
     """SQuAD's ``normalize_answer``: lower case, drop ASCII punctuation, drop the articles
     a/an/the, collapse whitespace."""
     text = text.lower()
-    text = "".join(ch for ch in text if ch not in _SQUAD_PUNCTUATION)
+    text = "".join(ch for ch in text if ch not in ASCII_PUNCTUATION)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -177,9 +175,6 @@ bleu.prepare_options = _bleu_options  # type: ignore[attr-defined]
 
 # --- levenshtein: rapidfuzz ---------------------------------------------------------
 
-_WHITESPACE = re.compile(r"\s+")
-
-
 def levenshtein(output: Any, case: Case, *, case_sensitive: bool = True, normalize_whitespace: bool = False) -> float:
     """Normalised Levenshtein similarity ``1 - distance / max(len)`` over characters
     (rapidfuzz), max over a list of references; two empty strings score 1.0."""
@@ -187,7 +182,7 @@ def levenshtein(output: Any, case: Case, *, case_sensitive: bool = True, normali
 
     def prepare(text: str) -> str:
         if normalize_whitespace:
-            text = _WHITESPACE.sub(" ", text).strip()
+            text = collapse_whitespace(text).strip()
         return text if case_sensitive else text.casefold()
 
     got = prepare(text_of(output))

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-import string
 import unicodedata
 from typing import Any
 
 from ..errors import ScorerError
 from ..models import Case
-from ._common import check_bool, check_choice, check_number, check_strings, expected_of, references, text_of
+from ._common import (ASCII_PUNCTUATION, check_bool, check_choice, check_number, check_strings, collapse_whitespace,
+                      expected_of, references, text_of)
 from .base import Scorer
 
 __all__ = [
@@ -32,14 +32,11 @@ __all__ = [
     "regex",
 ]
 
+
 # Not SQuAD's normalize_answer (similarity.squad_normalize, kept literal to the reference):
 # this one drops Unicode punctuation too, keeps articles, casefolds, and each step is optional.
-_ASCII_PUNCTUATION = frozenset(string.punctuation)
-_WHITESPACE = re.compile(r"\s+")
-
-
 def _is_punctuation(ch: str) -> bool:
-    return ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
+    return ch in ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
 
 
 def normalize_text(
@@ -50,7 +47,7 @@ def normalize_text(
     if ignore_punctuation:
         text = "".join(ch for ch in text if not _is_punctuation(ch))
     if normalize_whitespace:
-        text = _WHITESPACE.sub(" ", text)
+        text = collapse_whitespace(text)
     text = text.strip()
     if not case_sensitive:
         text = text.casefold()
