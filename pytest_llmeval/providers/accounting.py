@@ -52,7 +52,9 @@ import threading
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
+
+from .runtime import bind
 
 __all__ = [
     "KINDS",
@@ -261,11 +263,8 @@ def use_ledger(ledger: Ledger | None) -> Iterator[Ledger | None]:
     if ledger is not None and _CASE_START_HOOKS:
         for hook in tuple(_CASE_START_HOOKS):
             hook()
-    token = _LEDGER.set(ledger)
-    try:
+    with bind(_LEDGER, ledger):
         yield ledger
-    finally:
-        _LEDGER.reset(token)
 
 
 def current_kind() -> str:
@@ -273,14 +272,9 @@ def current_kind() -> str:
     return _KIND.get()
 
 
-@contextmanager
-def call_kind(kind: str) -> Iterator[str]:
+def call_kind(kind: str) -> ContextManager[str]:
     """Calls made inside the block are counted as ``kind`` (``"app"`` or ``"judge"``)."""
-    token = _KIND.set(_check_kind(kind))
-    try:
-        yield kind
-    finally:
-        _KIND.reset(token)
+    return bind(_KIND, _check_kind(kind))
 
 
 def record_call(record: CallRecord) -> None:

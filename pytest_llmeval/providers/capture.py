@@ -54,8 +54,7 @@ import sys
 import threading
 import time
 import weakref
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from ..errors import CacheMissError
 from . import accounting, capture_variant, otel, runtime
@@ -74,14 +73,9 @@ _MAX_RECORDED_BODY = 32 * 1024 * 1024
 _OPEN: weakref.WeakKeyDictionary[accounting.Ledger, dict[str, tuple[accounting.CallRecord, float]]] = weakref.WeakKeyDictionary()
 
 
-@contextmanager
-def own_call() -> Iterator[None]:
+def own_call() -> ContextManager[bool]:
     """Requests sent inside the block are the plugin's own clients': not captured."""
-    token = _OWN.set(True)
-    try:
-        yield
-    finally:
-        _OWN.reset(token)
+    return runtime.bind(_OWN, True)
 
 
 def enabled() -> bool:

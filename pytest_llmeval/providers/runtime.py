@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping, TypeVar
 
 from .config import ProviderConfig
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .cache import ResponseCache
     from .pricing import PriceTable
 
-__all__ = ["Defaults", "current_config", "current_repeat", "current_variant", "defaults", "set_defaults", "use_repeat",
+__all__ = ["Defaults", "bind", "current_config", "current_repeat", "current_variant", "defaults", "set_defaults", "use_repeat",
            "use_suite_config", "use_variant"]
 
 
@@ -31,9 +31,21 @@ class Defaults:
 
 
 _DEFAULTS = Defaults()
+_T = TypeVar("_T")
 _REPEAT: contextvars.ContextVar[int] = contextvars.ContextVar("llm_eval_repeat", default=0)
 _VARIANT: contextvars.ContextVar[tuple[str, Mapping[str, Any]] | None] = contextvars.ContextVar("llm_eval_variant", default=None)
 _SUITE_CONFIG: contextvars.ContextVar[ProviderConfig | None] = contextvars.ContextVar("llm_eval_suite_config", default=None)
+
+
+@contextmanager
+def bind(var: contextvars.ContextVar[_T], value: _T) -> Iterator[_T]:
+    """Set ``var`` to ``value`` inside the ``with`` block (and the threads and tasks it
+    starts with a copy of its context); the previous value comes back after it."""
+    token = var.set(value)
+    try:
+        yield value
+    finally:
+        var.reset(token)
 
 
 def current_config() -> ProviderConfig:
@@ -41,14 +53,9 @@ def current_config() -> ProviderConfig:
     return _SUITE_CONFIG.get() or _DEFAULTS.config or ProviderConfig()
 
 
-@contextmanager
-def use_suite_config(config: ProviderConfig | None) -> Iterator[None]:
+def use_suite_config(config: ProviderConfig | None) -> ContextManager[ProviderConfig | None]:
     """Run the block with a suite's marker ``provider={...}`` settings (None: the run's)."""
-    token = _SUITE_CONFIG.set(config)
-    try:
-        yield
-    finally:
-        _SUITE_CONFIG.reset(token)
+    return bind(_SUITE_CONFIG, config)
 
 
 def defaults() -> Defaults:
@@ -65,14 +72,9 @@ def current_repeat() -> int:
     return _REPEAT.get()
 
 
-@contextmanager
-def use_repeat(repeat: int) -> Iterator[None]:
+def use_repeat(repeat: int) -> ContextManager[int]:
     """Run the block as repeat ``repeat`` of its case."""
-    token = _REPEAT.set(repeat)
-    try:
-        yield
-    finally:
-        _REPEAT.reset(token)
+    return bind(_REPEAT, repeat)
 
 
 def current_variant() -> str | None:
@@ -89,11 +91,6 @@ def variant_overrides() -> Mapping[str, Any]:
     return variant[1] if variant is not None else {}
 
 
-@contextmanager
-def use_variant(key: str, overrides: Mapping[str, Any]) -> Iterator[None]:
+def use_variant(key: str, overrides: Mapping[str, Any]) -> ContextManager[tuple[str, Mapping[str, Any]] | None]:
     """Run the block as a case of the variant with cache key ``key`` and provider settings ``overrides``."""
-    token = _VARIANT.set((key, overrides))
-    try:
-        yield
-    finally:
-        _VARIANT.reset(token)
+    return bind(_VARIANT, (key, overrides))
