@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 from ..errors import ConfigError
 
@@ -244,24 +244,13 @@ def add_options(parser: Any) -> None:
 
 def parse_metric_values(lines: Any, source: str, *, allow_default: bool = False) -> tuple[float | None, dict[str, float]]:
     """Parse ``metric=value`` lines (and, if allowed, one bare ``value``)."""
-    if isinstance(lines, str):
-        lines = lines.splitlines()
     default: float | None = None
     by_metric: dict[str, float] = {}
-    for raw in lines:
-        line = str(raw).strip()
-        if not line:
-            continue
-        name, sep, text = line.partition("=")
-        if not sep:
-            if not allow_default:
-                raise ConfigError(f"{source}: {line!r} is not of the form metric=value")
-            name, text = "", name
-        name = name.strip()
+    for line, name, text in _assignments(lines, source, "metric=value", allow_bare=allow_default):
         try:
             value = float(text)
         except ValueError:
-            raise ConfigError(f"{source}: {line!r}: {text.strip()!r} is not a number") from None
+            raise ConfigError(f"{source}: {line!r}: {text!r} is not a number") from None
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{source}: {line!r}: value must be in [0, 1]")
         if name:
@@ -269,6 +258,24 @@ def parse_metric_values(lines: Any, source: str, *, allow_default: bool = False)
         else:
             default = value
     return default, by_metric
+
+
+def _assignments(lines: Any, source: str, form: str, *, allow_bare: bool = False) -> Iterator[tuple[str, str, str]]:
+    """``(line, name, value)`` of each non-blank ``name=value`` line of an ini value (a
+    string or pytest's list of lines), stripped; a bare ``value`` has the name ``""`` when
+    allowed and is a ConfigError naming ``source`` and ``form`` otherwise."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    for raw in lines:
+        line = str(raw).strip()
+        if not line:
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            if not allow_bare:
+                raise ConfigError(f"{source}: {line!r} is not of the form {form}")
+            name, value = "", name
+        yield line, name.strip(), value.strip()
 
 
 def resolve(config: Any) -> Settings:
@@ -388,16 +395,7 @@ def _ini(config: Any, key: str, parse: Any, default: Any = None) -> Any:
 
 
 def _key_values(lines: Any, source: str) -> dict[str, str]:
-    out = {}
-    for raw in lines:
-        line = str(raw).strip()
-        if not line:
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"{source}: {line!r} is not of the form name=value")
-        out[name.strip()] = value.strip()
-    return out
+    return {name: value for _, name, value in _assignments(lines, source, "name=value")}
 
 
 def _judge_provider(config: Any) -> ProviderConfig | None:
