@@ -159,6 +159,12 @@ class Ledger:
         self._records: list[CallRecord] = []
         self._misses: list[str] = []
 
+    def add(self, record: CallRecord) -> None:
+        if not isinstance(record, CallRecord):
+            raise TypeError(f"Ledger.add takes a CallRecord, not {type(record).__name__}")
+        with self._lock:
+            self._records.append(record)
+
     def replace(self, old: CallRecord, new: CallRecord) -> None:
         """Put ``new`` where ``old`` is (a retried call's record grows); add it if ``old`` is gone."""
         if not isinstance(new, CallRecord):
@@ -170,21 +176,6 @@ class Ledger:
                     return
             self._records.append(new)
 
-    def miss(self, message: str) -> None:
-        with self._lock:
-            self._misses.append(message)
-
-    @property
-    def misses(self) -> tuple[str, ...]:
-        with self._lock:
-            return tuple(self._misses)
-
-    def add(self, record: CallRecord) -> None:
-        if not isinstance(record, CallRecord):
-            raise TypeError(f"Ledger.add takes a CallRecord, not {type(record).__name__}")
-        with self._lock:
-            self._records.append(record)
-
     @property
     def records(self) -> tuple[CallRecord, ...]:
         with self._lock:
@@ -193,6 +184,15 @@ class Ledger:
     def __len__(self) -> int:
         with self._lock:
             return len(self._records)
+
+    def miss(self, message: str) -> None:
+        with self._lock:
+            self._misses.append(message)
+
+    @property
+    def misses(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._misses)
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """JSON-safe totals per kind present (``"app"``, ``"judge"``).
