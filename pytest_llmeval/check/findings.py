@@ -163,6 +163,9 @@ class CheckResult:
         return 0 if self.ships else 1
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``--format json`` document: the files checked, the verdict (``ship``, the
+        exit code), the counts and every finding (``code``, ``severity``, ``message``,
+        ``line``, ``file``, ``key``)."""
         return {
             "config": self.config,
             "report": self.report,

@@ -69,6 +69,9 @@ class ShadowSettings:
 
 @dataclass(frozen=True)
 class Pair:
+    """One logged request with both answers: ``blue`` from the current deployment,
+    ``green`` from the candidate, joined by ``request_id``."""
+
     request_id: str
     blue: LogRecord
     green: LogRecord
