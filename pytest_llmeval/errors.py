@@ -23,6 +23,8 @@ there is one.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BaselineError",
     "CacheError",
@@ -91,6 +93,12 @@ class ProviderError(LLMEvalError):
 
     kind = "error"
 
+    def __init_subclass__(cls, *, kind: str | None = None, **kwargs: Any) -> None:
+        """``class X(ProviderError, kind="...")`` sets the subclass's ``kind`` (else inherited)."""
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+
     def __init__(self, message: str, *, status: int | None = None, provider: str = "", model: str = "") -> None:
         self.status = status
         self.provider = provider
@@ -99,38 +107,26 @@ class ProviderError(LLMEvalError):
 
 
 # One class per failure kind, so that callers catch exactly the kind they handle
-# (``except RateLimitError``); they look alike (a docstring and ``kind``) on purpose.
-class ProviderTimeout(ProviderError):
+# (``except RateLimitError``).
+class ProviderTimeout(ProviderError, kind="timeout"):
     """The request did not complete within the configured timeout (retried)."""
 
-    kind = "timeout"
 
-
-class ProviderConnectionError(ProviderError):
+class ProviderConnectionError(ProviderError, kind="connect"):
     """No connection to the endpoint: refused, reset or not resolved (retried)."""
 
-    kind = "connect"
 
-
-class RateLimitError(ProviderError):
+class RateLimitError(ProviderError, kind="rate_limit"):
     """HTTP 429 on the last attempt; ``Retry-After`` was honoured between attempts."""
 
-    kind = "rate_limit"
 
-
-class ServerError(ProviderError):
+class ServerError(ProviderError, kind="server_error"):
     """HTTP 5xx on the last attempt."""
 
-    kind = "server_error"
 
-
-class ClientRequestError(ProviderError):
+class ClientRequestError(ProviderError, kind="client_error"):
     """HTTP 4xx other than 408/429: the request itself is wrong (not retried)."""
 
-    kind = "client_error"
 
-
-class ResponseParseError(ProviderError):
+class ResponseParseError(ProviderError, kind="parse"):
     """A 2xx response whose body is not the API's JSON shape (not retried)."""
-
-    kind = "parse"
