@@ -46,7 +46,9 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester whose in-process runs also write the JSON report and check it against the
     schema: the report of every scenario in this suite must validate. Inner runs keep the
     files' order (pytest-randomly, in [dev], is off there) unless a test names randomly in
-    its arguments, as tests/test_other_plugins.py does to run evals under it."""
+    its arguments, as tests/test_other_plugins.py does to run evals under it, and set
+    pytest-asyncio's fixture loop scope (its default, said explicitly, so that every inner
+    run does not warn that it is unset) unless a test passes its own asyncio settings."""
     from pytest_llmeval.reporting.report import validate
 
     run_in_order = pytester.runpytest
@@ -54,6 +56,8 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     def run(*args, **kwargs):
         if not any("randomly" in str(arg) for arg in args):
             args = ("-p", "no:randomly", *args)
+        if not any("asyncio" in str(arg) for arg in args):
+            args = ("-o", "asyncio_default_fixture_loop_scope=function", *args)
         return run_in_order(*args, **kwargs)
 
     def run_and_validate(*args, **kwargs):

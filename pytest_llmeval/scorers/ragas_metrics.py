@@ -146,6 +146,10 @@ def make_scorer(name: str) -> Scorer:
     if not name.startswith(PREFIX):
         raise ScorerError(f"{name!r} is not a ragas scorer name; use 'ragas:<MetricName>'")
     _import_ragas(name)
+    # The judge client (and httpx) too, here at collection on the main thread, as the judge:*
+    # scorers do: imported first from a scorer thread, a half-initialised httpx would sit in
+    # sys.modules while the app's threads run.
+    from ..providers import client  # noqa: F401
     metric_name = name[len(PREFIX):]
     with _lock:
         catalogue = _catalogue_of_metrics()
