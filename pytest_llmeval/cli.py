@@ -241,6 +241,8 @@ def _add_monitoring_commands(commands: Any) -> None:
     history.add_argument("--latency-alert-ms", type=float, metavar="MS", help="p95 latency that alerts (wins over --config)")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.add_argument("--plot", type=Path, metavar="FILE", help="also draw the trend to FILE (.svg or .png)")
+    history.add_argument("--html", type=Path, metavar="FILE", help="also write the trend as a self-contained HTML page "
+                                                                   "(inline SVG; needs Jinja2, the html extra)")
     history.add_argument("--now", help=argparse.SUPPRESS)  # tests: the clock --since counts back from
 
     shadow = commands.add_parser("shadow", help="blue/green comparison of logged traffic: may green take over?")
@@ -272,18 +274,12 @@ def _add_monitoring_commands(commands: Any) -> None:
 
 
 def _monitoring_config(path: Path | None) -> dict[str, Any]:
-    """The config's ``monitoring`` block; ConfigError when the config is unusable or
-    has a blocking finding there."""
+    """The config's ``monitoring`` block (see :func:`pytest_llmeval.check.monitoring_block`)."""
     if path is None:
         return {}
-    from .check import config_only_findings, load_config
+    from .check import monitoring_block
 
-    config = load_config(path)
-    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] == "monitoring"]
-    if bad:
-        raise ConfigError("; ".join(str(f) for f in bad))
-    block = config.get("monitoring")
-    return dict(block) if isinstance(block, dict) else {}
+    return monitoring_block(path)
 
 
 def _ini_value(root: Path, key: str) -> str:
@@ -330,6 +326,12 @@ def _history(args: argparse.Namespace) -> int:
                                   policy, since)
         if args.plot is not None:
             plot(report, args.plot)
+        if args.html is not None:
+            from .fileio import write_atomic
+            from .monitoring.trends import html_view
+            from .reporting.html_trends import render_trends_page
+
+            write_atomic(args.html, render_trends_page(html_view(report, store.shown), "llm-eval history"))
     except LLMEvalError as exc:
         print(f"llm-eval history: {exc}", file=sys.stderr)
         return 2
@@ -339,6 +341,8 @@ def _history(args: argparse.Namespace) -> int:
         sys.stdout.write(render_text(report))
         if args.plot is not None:
             print(f"wrote the plot to {args.plot}")
+        if args.html is not None:
+            print(f"wrote the HTML page to {args.html}")
     return report.exit_code
 
 

@@ -21,6 +21,14 @@ import pytest_llmeval
 for _module in pkgutil.walk_packages(pytest_llmeval.__path__, "pytest_llmeval."):
     if not _module.name.endswith("ragas_metrics"):  # ragas is heavy and optional
         importlib.import_module(_module.name)
+try:  # the run history builds its SQLAlchemy tables once per process (monitoring.history._tables):
+    # built first inside a pytester test, they would belong to a copy of SQLAlchemy that pytester
+    # drops from sys.modules when the test ends, and a later insert would refuse them.
+    from pytest_llmeval.monitoring.history import HistoryStore
+
+    HistoryStore("sqlite://").close()
+except (ImportError, pytest_llmeval.errors.LLMEvalError):  # no history extra: its tests skip or fail on their own
+    pass
 try:  # hypothesis' pytest plugin imports this in every in-process run's summary
     importlib.import_module("hypothesis.internal.observability")
 except ImportError:

@@ -82,6 +82,7 @@ class Settings:
     progress: str = "auto"
     history: str | None = None  # SQLAlchemy URL of the run history (None: not recorded)
     history_cases: bool = False
+    history_alerts: Path | None = None  # llmops-config.yaml whose monitoring block sets the Trends tab's alerts
     dataset_cache: Path = Path(DEFAULT_DATASET_CACHE)
 
     def result_options(self) -> dict[str, Any]:
@@ -198,6 +199,8 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_history", default="", help="run history: database URL or SQLite file, or 'default' for "
                                                          ".llm-eval/history.sqlite (empty: not recorded)")
     parser.addini("llm_eval_history_cases", type="bool", default=False, help="also store every case's scores in the run history")
+    parser.addini("llm_eval_history_alerts", default="", help="llmops-config.yaml (relative to rootdir) whose monitoring "
+                                                              "block draws the alert lines of the HTML report's Trends tab")
     parser.addini("llm_eval_dataset_cache", default=DEFAULT_DATASET_CACHE, help="folder (relative to rootdir) caching remote datasets (s3://, gs://, https://)")
     parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
     parser.addini("llm_eval_html", default="", help="path of the HTML report (relative to rootdir)")
@@ -337,6 +340,7 @@ def resolve(config: Any) -> Settings:
         progress=option.llm_eval_progress or _ini(config, "llm_eval_progress", _progress),
         history=_history(option.llm_eval_history, config.getini("llm_eval_history"), root),
         history_cases=bool(config.getini("llm_eval_history_cases")),
+        history_alerts=_output_path(None, config.getini("llm_eval_history_alerts"), root),
         dataset_cache=root / config.getini("llm_eval_dataset_cache"),
     )
 
