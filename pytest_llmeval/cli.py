@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -350,7 +351,8 @@ def _add_price_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--price-file", type=Path, help="YAML price file (models: {name: {input: .., output: ..}}); "
                                                         "default: ini llm_eval_price_file and llm_eval_prices")
     parser.add_argument("--rootdir", type=Path, default=Path("."), help="the project root whose pyproject.toml holds "
-                                                                       "the ini prices (default .)")
+                                                                       "the ini prices and the judge's llm_eval_judge_* "
+                                                                       "keys (default .)")
 
 
 def _price_table(args: argparse.Namespace) -> Any:
@@ -365,6 +367,34 @@ def _price_table(args: argparse.Namespace) -> Any:
     if price_file is not None:
         overrides = {**overrides, **load_price_file(price_file)}
     return PriceTable.default().with_overrides(overrides)
+
+
+class _ProjectIni:
+    """``getini`` over ``root/pyproject.toml``'s ``[tool.pytest.ini_options]``, for the
+    option readers the plugin uses (pytest_llmeval.glue.options)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def getini(self, key: str) -> str:
+        return _ini_value(self.root, key)
+
+
+@contextmanager
+def _project_models(args: argparse.Namespace, prices: Any) -> Iterator[None]:
+    """Within the block, the judge scorers (judge:*) call the judge a pytest run of the
+    project would: env LLM_EVAL_JUDGE_* / LLM_EVAL_*, else the ini keys of --rootdir's
+    pyproject.toml."""
+    from .glue.options import judge_provider, provider_config
+    from .providers import runtime
+
+    ini = _ProjectIni(args.rootdir.resolve())
+    before = runtime.defaults()
+    runtime.set_defaults(runtime.Defaults(provider_config(ini), None, prices, judge_provider(ini)))
+    try:
+        yield
+    finally:
+        runtime.set_defaults(before)
 
 
 def _bound_scorers(entries: Sequence[str]) -> list[Any]:
@@ -390,11 +420,12 @@ def _shadow(args: argparse.Namespace) -> int:
     try:
         settings = ShadowSettings(alpha=args.alpha, max_drop=args.max_drop, min_pairs=args.min_pairs,
                                   sample=args.sample, max_pairs=args.max_pairs)
-        scorers = _bound_scorers(args.scorer)
         prices = _price_table(args)
-        pairs, left_out = load_pairs(args.logs, settings)
-        doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
-                             logs=[str(p) for p in args.logs])
+        with _project_models(args, prices):
+            scorers = _bound_scorers(args.scorer)
+            pairs, left_out = load_pairs(args.logs, settings)
+            doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
+                                 logs=[str(p) for p in args.logs])
     except LLMEvalError as exc:
         print(f"llm-eval shadow: {exc}", file=sys.stderr)
         return 2

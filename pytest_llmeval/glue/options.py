@@ -320,7 +320,7 @@ def resolve(config: Any) -> Settings:
         cache_mode=cache_mode,
         cache_dir=root / config.getini("llm_eval_cache_dir"),
         provider=provider_config(config),
-        judge=_judge_provider(config),
+        judge=judge_provider(config),
         price_lines=tuple(config.getini("llm_eval_prices")),
         price_file=root / price_file if price_file else None,
         budgets=budgets,
@@ -404,7 +404,7 @@ def _key_values(lines: Any, source: str) -> dict[str, str]:
     return out
 
 
-def _judge_provider(config: Any) -> ProviderConfig | None:
+def judge_provider(config: Any) -> ProviderConfig | None:
     """The judge's config: ``llm_eval_judge_*`` (env ``LLM_EVAL_JUDGE_*``) over the app's."""
     values: dict[str, Any] = {}
     for field_name in ("provider", "model", "base_url", "api_key_env"):
