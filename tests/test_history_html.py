@@ -10,6 +10,7 @@ import pytest
 from history_docs import judged_report
 from test_html_browser import browser, screenshot_dir  # noqa: F401 (the module-scoped Chromium fixture)
 from test_html_variants import open_page
+from test_remote_datasets import PROJECT
 from test_history_trends import DAY1, NOW, _expected_alert_days, _seed, seeded_docs  # noqa: F401 (fixture)
 
 from pytest_llmeval.cli import main
@@ -20,16 +21,6 @@ from pytest_llmeval.reporting.html_trends import TrendSeries, trend_chart
 pytest.importorskip("jinja2")
 
 SUITE = "test_eval.py::test_support"
-TEST = """
-import pytest
-
-def answer(q):
-    return "yes"
-
-@pytest.mark.llm_eval(dataset="data.jsonl", target=answer, scorers=["exact_match"])
-def test_support(llm_case, llm_eval):
-    pass
-"""
 
 
 @pytest.fixture
@@ -38,7 +29,7 @@ def project(pytester, write_jsonl):
     of the same suite at 0.95 (no committed baseline: the first week is the baseline)."""
     write_jsonl("data.jsonl", [{"id": f"q{i}", "inputs": {"q": "x"}, "expected": "yes" if i % 5 else "no"}
                                for i in range(20)])
-    pytester.makepyfile(test_eval=TEST)
+    pytester.makepyfile(test_eval=PROJECT.format(uri="data.jsonl"))
     today = datetime.now(timezone.utc).date()
     with HistoryStore(history_url("", pytester.path)) as store:
         for k in range(10, 0, -1):
