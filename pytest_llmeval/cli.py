@@ -1,8 +1,9 @@
 """The ``llm-eval`` command.
 
-- ``llm-eval merge``: recombine shard reports and judge them as one run. Exit codes: 0
-  the merged gate passes, 1 it fails, 2 unusable input (a report that is missing,
-  invalid, incomplete or incompatible).
+- ``llm-eval merge``: recombine shard reports and judge them as one run (``--history``
+  records it in the run history). Exit codes: 0 the merged gate passes, 1 it fails, 2
+  unusable input (a report that is missing, invalid, incomplete or incompatible, or an
+  unusable history database).
 - ``llm-eval prompts``: list prompt versions with when they were first seen and their
   blessed results. Exit 0, or 2 on an unreadable prompt or log.
 - ``llm-eval html``: render a JSON report as a self-contained HTML page. Exit 0, or 2 on
@@ -45,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--baseline-dir", type=Path, help="the baseline folder (default: the one the reports recorded, "
                        "else ./.llm-eval; merge refuses to judge without one)")
     merge.add_argument("--rootdir", type=Path, default=Path("."), help="the pytest rootdir a relative --baseline-dir is relative to")
+    merge.add_argument("--history", nargs="?", const="", metavar="URL",
+                       help="record the merged run in the run history: a database URL or SQLite file; without a value "
+                            "the ini llm_eval_history of --rootdir's pyproject.toml, else .llm-eval/history.sqlite "
+                            "(ini llm_eval_history_cases and llm_eval_history_alerts apply; needs the history extra)")
     html = commands.add_parser("html", help="render a JSON report as a self-contained HTML page")
     html.add_argument("report", type=Path, help="a JSON report (pytest --llm-eval-report, llm-eval merge or compare)")
     html.add_argument("-o", "--output", type=Path, required=True, help="where to write the HTML page")
@@ -110,6 +115,7 @@ def _merge(args: argparse.Namespace) -> int:
         refuse_unsafe_outputs({"report": args.output, "markdown": args.markdown})
         reports = [(str(path), load_report(path)) for path in args.reports]
         root = args.rootdir.resolve()
+        history = _merge_history(args.history, root) if args.history is not None else None  # a usage error before merging
 
         def store() -> BaselineStore:
             baseline_dir = _baseline_dir(args, reports, root)
@@ -119,11 +125,18 @@ def _merge(args: argparse.Namespace) -> int:
     except LLMEvalError as exc:
         print(f"llm-eval merge: {exc}", file=sys.stderr)
         return 2
+    trends = None
+    if history is not None:
+        history.write(doc)  # complete, judged merges only; a failed write is a warning
+        trends = history.trends(doc) if args.html is not None else None
+        history.close()
     write_json(args.output, doc)
     if args.markdown is not None:
         write_atomic(args.markdown, render_markdown(doc))
-    if args.html is not None and _write_html("merge", args.html, doc) != 0:
+    if args.html is not None and _write_html("merge", args.html, doc, trends=trends) != 0:
         return 2
+    if history is not None:
+        print(history.line)
     cases = sum(len(suite["cases"]) for suite in doc["suites"])
     print(f"merged {len(reports)} report(s): {len(doc['suites'])} suite(s), {cases} case result(s); verdict {doc['verdict']}")
     for suite in doc["suites"]:
@@ -134,6 +147,21 @@ def _merge(args: argparse.Namespace) -> int:
         for failure in failures:
             print(f"  {suite['suite_id']}: {failure}")
     return 0 if doc["verdict"] == "pass" else 1
+
+
+def _merge_history(value: str, root: Path) -> Any:
+    """The run history a merged run is recorded in (a glue HistoryOutput): ``value`` as
+    ``--llm-eval-history`` takes it, relative to the working directory; empty: the ini
+    ``llm_eval_history`` of ``root``'s pyproject.toml (relative to ``root``), else the
+    default SQLite file. LLMEvalError when the database or the alerts config is unusable."""
+    from .glue.history import HistoryOutput
+    from .monitoring.history import history_url
+
+    base = Path.cwd() if value else root
+    value = value or _ini_value(root, "llm_eval_history")
+    url = history_url("" if value == "default" else value, base)
+    alerts = _ini_value(root, "llm_eval_history_alerts")
+    return HistoryOutput(url, _ini_value(root, "llm_eval_history_cases").lower() == "true", root / alerts if alerts else None)
 
 
 def _write_html(command: str, path: Path, doc: dict, **kwargs: object) -> int:

@@ -573,6 +573,8 @@ class EvalSession:
             index, count = self.settings.shard
             terminalreporter.write_sep("=", f"llm-eval: shard {index}/{count}", bold=True)
             terminalreporter.write_line("the gate is deferred: merge the shard reports with `llm-eval merge`")
+            if self.history is not None and self.history.line:
+                terminalreporter.write_line(f"{self.history.line}; record the merge: llm-eval merge --history")
             return
         for warning in self.file_warnings:
             terminalreporter.write_line(f"llm-eval: warning: {warning}", yellow=True)
