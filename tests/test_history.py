@@ -221,7 +221,8 @@ def test_start_up_on_an_unrelated_suite_imports_no_monitoring_library(pytester):
         import sys
         def pytest_unconfigure(config):
             libs = {"sqlalchemy", "alembic", "psycopg", "filelock", "fsspec", "s3fs", "pyarrow", "matplotlib", "moto"}
-            print("MONITORING-MODULES:", sorted(m for m in sys.modules if m.split(".")[0] in libs))
+            print("MONITORING-MODULES:", sorted(m for m in sys.modules if m.split(".")[0] in libs
+                                                or m.startswith("pytest_llmeval.monitoring")))
     """)
     pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
     result = pytester.runpytest_subprocess("-q", "-s", "-p", "no:xdist")

@@ -361,11 +361,11 @@ def _sequential_design(config: Any) -> SequentialDesign:
 def _history(cli: str | None, ini: str, root: Path) -> str | None:
     """The history's SQLAlchemy URL: the flag's value, else the ini's ('default' or a bare
     flag: the SQLite file under rootdir's .llm-eval/); None when history is off."""
-    from ..monitoring.history import history_url
-
     value = cli if cli is not None else str(ini).strip()
     if not value:
         return None
+    from ..monitoring.history import history_url  # only for runs that record history
+
     if value == HISTORY_DEFAULT:
         return history_url("", root)
     return history_url(value, Path.cwd() if cli is not None else root)  # as _output_path does
