@@ -1,8 +1,9 @@
 """The ``llm-eval`` command.
 
-- ``llm-eval merge``: recombine shard reports and judge them as one run. Exit codes: 0
-  the merged gate passes, 1 it fails, 2 unusable input (a report that is missing,
-  invalid, incomplete or incompatible).
+- ``llm-eval merge``: recombine shard reports and judge them as one run (``--history``
+  records it in the run history). Exit codes: 0 the merged gate passes, 1 it fails, 2
+  unusable input (a report that is missing, invalid, incomplete or incompatible, or an
+  unusable history database).
 - ``llm-eval prompts``: list prompt versions with when they were first seen and their
   blessed results. Exit 0, or 2 on an unreadable prompt or log.
 - ``llm-eval html``: render a JSON report as a self-contained HTML page. Exit 0, or 2 on
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("--baseline-dir", type=Path, help="the baseline folder (default: the one the reports recorded, "
                        "else ./.llm-eval; merge refuses to judge without one)")
     merge.add_argument("--rootdir", type=Path, default=Path("."), help="the pytest rootdir a relative --baseline-dir is relative to")
+    merge.add_argument("--history", nargs="?", const="", metavar="URL",
+                       help="record the merged run in the run history: a database URL or SQLite file; without a value "
+                            "the ini llm_eval_history of --rootdir's pyproject.toml, else .llm-eval/history.sqlite "
+                            "(ini llm_eval_history_cases and llm_eval_history_alerts apply; needs the history extra)")
     html = commands.add_parser("html", help="render a JSON report as a self-contained HTML page")
     html.add_argument("report", type=Path, help="a JSON report (pytest --llm-eval-report, llm-eval merge or compare)")
     html.add_argument("-o", "--output", type=Path, required=True, help="where to write the HTML page")
@@ -109,6 +115,7 @@ def _merge(args: argparse.Namespace) -> int:
         refuse_unsafe_outputs({"report": args.output, "markdown": args.markdown})
         reports = [(str(path), load_report(path)) for path in args.reports]
         root = args.rootdir.resolve()
+        history = _merge_history(args.history, root) if args.history is not None else None  # a usage error before merging
 
         def store() -> BaselineStore:
             baseline_dir = _baseline_dir(args, reports, root)
@@ -118,11 +125,18 @@ def _merge(args: argparse.Namespace) -> int:
     except LLMEvalError as exc:
         print(f"llm-eval merge: {exc}", file=sys.stderr)
         return 2
+    trends = None
+    if history is not None:
+        history.write(doc)  # complete, judged merges only; a failed write is a warning
+        trends = history.trends(doc) if args.html is not None else None
+        history.close()
     write_json(args.output, doc)
     if args.markdown is not None:
         write_atomic(args.markdown, render_markdown(doc))
-    if args.html is not None and _write_html("merge", args.html, doc) != 0:
+    if args.html is not None and _write_html("merge", args.html, doc, trends=trends) != 0:
         return 2
+    if history is not None:
+        print(history.line)
     cases = sum(len(suite["cases"]) for suite in doc["suites"])
     print(f"merged {len(reports)} report(s): {len(doc['suites'])} suite(s), {cases} case result(s); verdict {doc['verdict']}")
     for suite in doc["suites"]:
@@ -133,6 +147,21 @@ def _merge(args: argparse.Namespace) -> int:
         for failure in failures:
             print(f"  {suite['suite_id']}: {failure}")
     return 0 if doc["verdict"] == "pass" else 1
+
+
+def _merge_history(value: str, root: Path) -> Any:
+    """The run history a merged run is recorded in (a glue HistoryOutput): ``value`` as
+    ``--llm-eval-history`` takes it, relative to the working directory; empty: the ini
+    ``llm_eval_history`` of ``root``'s pyproject.toml (relative to ``root``), else the
+    default SQLite file. LLMEvalError when the database or the alerts config is unusable."""
+    from .glue.history import HistoryOutput
+    from .monitoring.history import history_url
+
+    base = Path.cwd() if value else root
+    value = value or _ini_value(root, "llm_eval_history")
+    url = history_url("" if value == "default" else value, base)
+    alerts = _ini_value(root, "llm_eval_history_alerts")
+    return HistoryOutput(url, _ini_value(root, "llm_eval_history_cases").lower() == "true", root / alerts if alerts else None)
 
 
 def _write_html(command: str, path: Path, doc: dict, **kwargs: object) -> int:
@@ -241,6 +270,8 @@ def _add_monitoring_commands(commands: Any) -> None:
     history.add_argument("--latency-alert-ms", type=float, metavar="MS", help="p95 latency that alerts (wins over --config)")
     history.add_argument("--format", choices=("text", "json"), default="text")
     history.add_argument("--plot", type=Path, metavar="FILE", help="also draw the trend to FILE (.svg or .png)")
+    history.add_argument("--html", type=Path, metavar="FILE", help="also write the trend as a self-contained HTML page "
+                                                                   "(inline SVG; needs Jinja2, the html extra)")
     history.add_argument("--now", help=argparse.SUPPRESS)  # tests: the clock --since counts back from
 
     shadow = commands.add_parser("shadow", help="blue/green comparison of logged traffic: may green take over?")
@@ -272,18 +303,12 @@ def _add_monitoring_commands(commands: Any) -> None:
 
 
 def _monitoring_config(path: Path | None) -> dict[str, Any]:
-    """The config's ``monitoring`` block; ConfigError when the config is unusable or
-    has a blocking finding there."""
+    """The config's ``monitoring`` block (see :func:`pytest_llmeval.check.monitoring_block`)."""
     if path is None:
         return {}
-    from .check import config_only_findings, load_config
+    from .check import monitoring_block
 
-    config = load_config(path)
-    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] == "monitoring"]
-    if bad:
-        raise ConfigError("; ".join(str(f) for f in bad))
-    block = config.get("monitoring")
-    return dict(block) if isinstance(block, dict) else {}
+    return monitoring_block(path)
 
 
 def _ini_value(root: Path, key: str) -> str:
@@ -330,6 +355,12 @@ def _history(args: argparse.Namespace) -> int:
                                   policy, since)
         if args.plot is not None:
             plot(report, args.plot)
+        if args.html is not None:
+            from .fileio import write_atomic
+            from .monitoring.trends import html_view
+            from .reporting.html_trends import render_trends_page
+
+            write_atomic(args.html, render_trends_page(html_view(report, store.shown), "llm-eval history"))
     except LLMEvalError as exc:
         print(f"llm-eval history: {exc}", file=sys.stderr)
         return 2
@@ -339,6 +370,8 @@ def _history(args: argparse.Namespace) -> int:
         sys.stdout.write(render_text(report))
         if args.plot is not None:
             print(f"wrote the plot to {args.plot}")
+        if args.html is not None:
+            print(f"wrote the HTML page to {args.html}")
     return report.exit_code
 
 
@@ -346,7 +379,8 @@ def _add_price_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--price-file", type=Path, help="YAML price file (models: {name: {input: .., output: ..}}); "
                                                         "default: ini llm_eval_price_file and llm_eval_prices")
     parser.add_argument("--rootdir", type=Path, default=Path("."), help="the project root whose pyproject.toml holds "
-                                                                       "the ini prices (default .)")
+                                                                       "the ini prices and the judge's llm_eval_judge_* "
+                                                                       "keys (default .)")
 
 
 def _price_table(args: argparse.Namespace) -> Any:
@@ -361,6 +395,34 @@ def _price_table(args: argparse.Namespace) -> Any:
     if price_file is not None:
         overrides = {**overrides, **load_price_file(price_file)}
     return PriceTable.default().with_overrides(overrides)
+
+
+class _ProjectIni:
+    """``getini`` over ``root/pyproject.toml``'s ``[tool.pytest.ini_options]``, for the
+    option readers the plugin uses (pytest_llmeval.glue.options)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def getini(self, key: str) -> str:
+        return _ini_value(self.root, key)
+
+
+@contextmanager
+def _project_models(args: argparse.Namespace, prices: Any) -> Iterator[None]:
+    """Within the block, the judge scorers (judge:*) call the judge a pytest run of the
+    project would: env LLM_EVAL_JUDGE_* / LLM_EVAL_*, else the ini keys of --rootdir's
+    pyproject.toml."""
+    from .glue.options import judge_provider, provider_config
+    from .providers import runtime
+
+    ini = _ProjectIni(args.rootdir.resolve())
+    before = runtime.defaults()
+    runtime.set_defaults(runtime.Defaults(provider_config(ini), None, prices, judge_provider(ini)))
+    try:
+        yield
+    finally:
+        runtime.set_defaults(before)
 
 
 def _bound_scorers(entries: Sequence[str]) -> list[Any]:
@@ -386,11 +448,12 @@ def _shadow(args: argparse.Namespace) -> int:
     try:
         settings = ShadowSettings(alpha=args.alpha, max_drop=args.max_drop, min_pairs=args.min_pairs,
                                   sample=args.sample, max_pairs=args.max_pairs)
-        scorers = _bound_scorers(args.scorer)
         prices = _price_table(args)
-        pairs, left_out = load_pairs(args.logs, settings)
-        doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
-                             logs=[str(p) for p in args.logs])
+        with _project_models(args, prices):
+            scorers = _bound_scorers(args.scorer)
+            pairs, left_out = load_pairs(args.logs, settings)
+            doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
+                                 logs=[str(p) for p in args.logs])
     except LLMEvalError as exc:
         print(f"llm-eval shadow: {exc}", file=sys.stderr)
         return 2

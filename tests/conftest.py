@@ -22,15 +22,24 @@ for _module in pkgutil.walk_packages(pytest_llmeval.__path__, "pytest_llmeval.")
     if not _module.name.endswith("ragas_metrics"):  # ragas is heavy and optional
         importlib.import_module(_module.name)
 # Likewise for optional libraries the plugin imports lazily inside runs: hypothesis' pytest
-# plugin imports its observability module in every run's summary; SQLAlchemy (the run
-# history, opened inside runs) loads its dialects on first use and its compiled extensions
-# cannot be imported twice.
-for _name in ("hypothesis.internal.observability", "sqlalchemy", "sqlalchemy.dialects.sqlite",
-              "sqlalchemy.dialects.postgresql", "alembic.command", "alembic.config", "alembic.runtime.migration"):
+# plugin imports its observability module in every run's summary, and the run history loads
+# SQLAlchemy's dialects and Alembic on first use (SQLAlchemy's compiled extensions cannot be
+# imported twice): opening an in-memory store once here imports all of it.
+try:
+    importlib.import_module("hypothesis.internal.observability")
+except ImportError:
+    pass
+for _name in ("sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql"):
     try:
         importlib.import_module(_name)
-    except ImportError:
+    except ImportError:  # no history extra: its tests skip or fail on their own
         pass
+try:
+    from pytest_llmeval.monitoring.history import HistoryStore
+
+    HistoryStore("sqlite://").close()
+except pytest_llmeval.errors.LLMEvalError:
+    pass
 
 # litellm fetches its model cost map from the internet at import unless told not to: the
 # tests reach nothing but loopback.

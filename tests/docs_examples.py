@@ -846,7 +846,7 @@ def _production_cost(runs: Runs) -> str:
     lines = ", ".join(f'"{model} = {p_in} / {p_out}"' for model, (p_in, p_out) in test_cost_monitor.PRICES.items())
     (folder / "pyproject.toml").write_text(f"[tool.pytest.ini_options]\nllm_eval_prices = [{lines}]\n", encoding="utf-8")
     out = _cli(folder, main, "cost", "requests.jsonl", "--daily-budget", "3.5", "--alert-threshold", "0.8")
-    return section(out, r"^2026-05-05 ", r"^  segment:") + "\n" + section(out, r"^1 alert")
+    return section(out, r"^2026-05-05 ", r"^    pro ") + "\n" + section(out, r"^1 alert")
 
 
 EXAMPLE_NAMES = sorted(RECIPES)

@@ -79,11 +79,22 @@ def test_a_feature_tripling_its_output_tokens_alerts_that_day_attributed_to_feat
     assert day["by_feature"]["summarize"] == pytest.approx(sum(_cost(r) for r in records
                                                                if r["timestamp"].startswith(str(SPIKE)) and r["feature"] == "summarize"))
     assert set(day["by_model"]) == set(FEATURES.values()) and set(day["by_segment"]) == {"pro", "free"}
+    # mean and p95 cost per request, per feature, model and segment
+    spiked = [r for r in records if r["timestamp"].startswith(str(SPIKE))]
+    for key, name in (("feature", "summarize"), ("model", "gpt-4o"), ("segment", "pro"), ("segment", "free")):
+        group = [_cost(r) for r in spiked if r[key] == name]
+        assert day["per_request"][key][name] == {"requests": len(group), "mean": pytest.approx(sum(group) / len(group)),
+                                                 "p95": pytest.approx(percentile(group, 95))}
+    summarize = day["per_request"]["feature"]["summarize"]
 
     code = main(["cost", str(log), "--config", str(config), "--rootdir", str(tmp_path)])
     text = capsys.readouterr().out
     assert code == 1
     assert f"{SPIKE}  900 requests  spend ${spike:,.2f}" in text and text.count("ALERT") == 1
+    spike_day = text.split(f"{SPIKE}  900 requests", 1)[1]
+    row = next(line for line in spike_day.splitlines() if line.startswith("    summarize "))
+    assert row.split() == ["summarize", f"${day['by_feature']['summarize']:,.2f}", "300", f"${summarize['mean']:.4f}",
+                           f"${summarize['p95']:.4f}"]
     assert "1 alert(s):" in text
 
 
@@ -131,3 +142,18 @@ def test_without_a_budget_the_monitor_refuses_to_say_all_is_well(tmp_path, capsy
     log = _write(tmp_path / "requests.jsonl", _log()[:10])
     assert main(["cost", str(log)]) == 2
     assert "no daily budget" in capsys.readouterr().err
+
+
+def test_a_parquet_log_is_priced_as_the_same_jsonl_log(tmp_path, capsys):
+    pyarrow = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    records = _log()
+    pq.write_table(pyarrow.Table.from_pylist(records), tmp_path / "requests.parquet")
+    outputs = []
+    for log in (_write(tmp_path / "requests.jsonl", records), tmp_path / "requests.parquet"):
+        code = main(["cost", str(log), "--daily-budget", "1", "--format", "json"])
+        outputs.append((code, json.loads(capsys.readouterr().out)))
+    assert outputs[0] == outputs[1]
+    code, doc = outputs[0]
+    assert code == 1 and len(doc["days"]) == 7 and sum(d["requests"] for d in doc["days"]) == len(records)

@@ -190,6 +190,27 @@ def test_an_interrupted_run_is_not_history(eval_project):
         assert store.run_count() == 0
 
 
+def test_shards_are_not_history_but_their_merge_is_recorded_by_llm_eval_merge(eval_project, capsys, monkeypatch):
+    from pytest_llmeval.cli import main
+
+    for i in (1, 2):
+        result = eval_project.runpytest("--llm-eval", "--llm-eval-history", f"--llm-eval-shard={i}/2",
+                                        f"--llm-eval-report=shard{i}.json")
+        assert result.ret == 0
+        result.stdout.fnmatch_lines(["history: run not recorded (deferred runs are not history); "
+                                     "record the merge: llm-eval merge --history"])
+    monkeypatch.chdir(eval_project.path)
+    assert main(["merge", "shard1.json", "shard2.json", "-o", "merged.json", "--history", "--html", "merged.html"]) == 0
+    db = eval_project.path / ".llm-eval" / "history.sqlite"
+    assert f"history: recorded run 1 in sqlite:///{db.as_posix()}" in capsys.readouterr().out
+    with HistoryStore(history_url("", eval_project.path)) as store:
+        (point,) = store.metric_points()
+    assert (point.suite_id, point.metric, point.mean, point.n) == ("test_eval.py::test_support", "exact_match", 0.8, 20)
+    assert 'data-tab="trends"' in (eval_project.path / "merged.html").read_text(encoding="utf-8")
+    assert main(["merge", "shard1.json", "shard2.json", "-o", "again.json", "--history", "nosuchdialect://x"]) == 2
+    assert "history nosuchdialect://x" in capsys.readouterr().err and not (eval_project.path / "again.json").exists()
+
+
 def test_an_unusable_history_database_stops_the_run_before_any_case(eval_project):
     result = eval_project.runpytest("--llm-eval", "--llm-eval-history=nosuchdialect://x/y")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -201,7 +222,8 @@ def test_start_up_on_an_unrelated_suite_imports_no_monitoring_library(pytester):
         import sys
         def pytest_unconfigure(config):
             libs = {"sqlalchemy", "alembic", "psycopg", "filelock", "fsspec", "s3fs", "pyarrow", "matplotlib", "moto"}
-            print("MONITORING-MODULES:", sorted(m for m in sys.modules if m.split(".")[0] in libs))
+            print("MONITORING-MODULES:", sorted(m for m in sys.modules if m.split(".")[0] in libs
+                                                or m.startswith("pytest_llmeval.monitoring")))
     """)
     pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
     result = pytester.runpytest_subprocess("-q", "-s", "-p", "no:xdist")

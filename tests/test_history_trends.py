@@ -165,3 +165,25 @@ def test_the_plot_is_written_as_svg_or_png(tmp_path, seeded_docs, capsys, suffix
     else:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
     assert f"wrote the plot to {out}" in capsys.readouterr().out
+
+
+def test_suite_and_metric_select_one_trend(tmp_path, seeded_docs, capsys):
+    docs, _ = seeded_docs
+    url = history_url("h.sqlite", tmp_path)
+    _seed(url, docs[:5])
+    other = "tests/test_other.py::test_other"
+    _seed(url, [judged_report(tmp_path / "other-baselines", DAY1 + timedelta(days=k), 150, suite=other, metric="f1")
+                for k in range(5)])
+    args = ["history", "--db", url, "--since", "60d", "--now", NOW, "--format", "json"]
+    assert main(args) == 0
+    assert {(t["suite_id"], t["metric"]) for t in json.loads(capsys.readouterr().out)["metrics"]} == {
+        (SUITE, "accuracy"), (other, "f1")}
+    assert main([*args, "--suite", other]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(t["suite_id"], t["metric"]) for t in out["metrics"]] == [(other, "f1")]
+    assert [t["suite_id"] for t in out["latency"]] == [other]
+    assert main([*args, "--metric", "accuracy"]) == 0
+    assert [(t["suite_id"], t["metric"]) for t in json.loads(capsys.readouterr().out)["metrics"]] == [(SUITE, "accuracy")]
+    assert main([*args, "--suite", SUITE, "--metric", "f1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"] == [] and "the history holds no run for this selection" in out["notes"]

@@ -173,3 +173,16 @@ def test_an_s3_dataset_runs_end_to_end_and_a_changed_row_is_reported_against_the
     assert check_main([str(config), "--report", str(report), "--format", "json"]) == 1
     found = json.loads(capsys.readouterr().out)["findings"]
     assert any(f["code"] == "LEC707" and f"the object at {uri} now" in f["message"] for f in found)
+
+
+def test_a_gs_dataset_without_the_gcs_extra_names_the_extra(tmp_path):
+    """gs:// is not tested against a server (none runs offline); without gcsfs (the dev extra
+    does not install it) the URI fails before any network use, naming the extra."""
+    try:
+        import gcsfs  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("gcsfs is installed: opening gs:// would try to reach Google")
+    with pytest.raises(DatasetError, match=r"gs://evals/golden\.jsonl: cannot open gs:// .*install pytest-llmeval\[gcs\]"):
+        load_remote_dataset("gs://evals/golden.jsonl", tmp_path)

@@ -8,10 +8,12 @@ import json
 import random
 
 import pytest
+from test_custom_and_judge_scorers import judge_answer
 
 from pytest_llmeval.check.cli import main as check_main
 from pytest_llmeval.cli import main
 from pytest_llmeval.monitoring.shadow import ShadowSettings, load_pairs
+from pytest_llmeval.testing import LoopbackLLMServer
 
 SEGMENTS = ("consumer", "enterprise", "free", "partner")
 BLUE_MODEL, GREEN_MODEL = "gpt-4o-mini", "gpt-4o"
@@ -169,3 +171,35 @@ def test_a_shadow_document_that_is_not_one_is_unusable_for_the_checker(tmp_path,
     (tmp_path / "x.json").write_text('{"decision": "allow"}')
     assert check_main([str(config), "--shadow", str(tmp_path / "x.json")]) == 2
     assert "not a shadow comparison" in capsys.readouterr().err
+
+
+def test_judge_scorers_grade_both_outputs_with_the_project_s_judge(tmp_path, capsys, monkeypatch):
+    """judge:correctness on the loopback judge (5 when the answer holds the reference, else
+    2), configured as a pytest run of the project would be: LLM_EVAL_JUDGE_BASE_URL and the
+    ini llm_eval_judge_model of --rootdir's pyproject.toml. 80 pairs; on segment b green
+    misses 12 of 40 references: blocked there, each output graded once."""
+    records = []
+    for k in range(80):
+        segment, capital = ("a", "Paris") if k < 40 else ("b", "Madrid")
+        base = {"request_id": f"r{k}", "segment": segment, "inputs": {"question": f"capital? ({k})"}, "expected": capital}
+        records.append({**base, "variant": "blue", "output": f"It is {capital}."})
+        records.append({**base, "variant": "green", "output": "I am not sure." if k >= 68 else f"{capital}, of course."})
+    log = _write(tmp_path / "shadow.jsonl", records)
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\nllm_eval_judge_model = "judge-mini"\n')
+    server = LoopbackLLMServer(judge_answer).start()
+    try:
+        monkeypatch.setenv("LLM_EVAL_JUDGE_BASE_URL", server.base_url)
+        out = tmp_path / "shadow.json"
+        code = main(["shadow", str(log), "--scorer", "judge:correctness", "--rootdir", str(tmp_path), "--min-pairs", "20",
+                     "--max-drop", "0.05", "-o", str(out)])
+        received = list(server.received)
+    finally:
+        server.stop()
+    capsys.readouterr()
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert code == 1 and doc["decision"] == "block"
+    assert [r for r in doc["reasons"] if r.startswith("segment b: judge:correctness regressed")]
+    (b,) = [s for s in doc["segments"] if s["segment"] == "b"]
+    (metric,) = b["metrics"]
+    assert (metric["blue_mean"], metric["green_mean"]) == (1.0, pytest.approx((28 + 12 * 0.25) / 40))
+    assert len(received) == 160 and {r["model"] for r in received} == {"judge-mini"}

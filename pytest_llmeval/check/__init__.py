@@ -26,6 +26,7 @@ __all__ = [
     "check_loaded",
     "config_only_findings",
     "load_config",
+    "monitoring_block",
     "parse_config",
 ]
 
@@ -35,6 +36,20 @@ def config_only_findings(config: LoadedConfig) -> list[Finding]:
     from .rules import config_findings
 
     return [*config.load_findings, *schema_findings(config), *config_findings(config)]
+
+
+def monitoring_block(path: str | Path) -> dict[str, Any]:
+    """The config's ``monitoring`` block (empty when it has none). ConfigLoadError when the
+    config cannot be read; ConfigError when a blocking finding is about that block (e.g. a
+    positive quality_alert_threshold), so alerts are never checked against a bad value."""
+    from ..errors import ConfigError
+
+    config = load_config(path)
+    bad = [f for f in config_only_findings(config) if f.blocks and (f.key or "").split(".")[0] == "monitoring"]
+    if bad:
+        raise ConfigError("; ".join(str(f) for f in bad))
+    block = config.get("monitoring")
+    return dict(block) if isinstance(block, dict) else {}
 
 
 def check_loaded(config: LoadedConfig, report: Mapping[str, Any] | None = None, report_name: str | None = None,

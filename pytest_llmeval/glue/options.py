@@ -82,6 +82,7 @@ class Settings:
     progress: str = "auto"
     history: str | None = None  # SQLAlchemy URL of the run history (None: not recorded)
     history_cases: bool = False
+    history_alerts: Path | None = None  # llmops-config.yaml whose monitoring block sets the Trends tab's alerts
     dataset_cache: Path = Path(DEFAULT_DATASET_CACHE)
 
     def result_options(self) -> dict[str, Any]:
@@ -198,6 +199,8 @@ def add_options(parser: Any) -> None:
     parser.addini("llm_eval_history", default="", help="run history: database URL or SQLite file, or 'default' for "
                                                          ".llm-eval/history.sqlite (empty: not recorded)")
     parser.addini("llm_eval_history_cases", type="bool", default=False, help="also store every case's scores in the run history")
+    parser.addini("llm_eval_history_alerts", default="", help="llmops-config.yaml (relative to rootdir) whose monitoring "
+                                                              "block draws the alert lines of the HTML report's Trends tab")
     parser.addini("llm_eval_dataset_cache", default=DEFAULT_DATASET_CACHE, help="folder (relative to rootdir) caching remote datasets (s3://, gs://, https://)")
     parser.addini("llm_eval_report", default="", help="path of the JSON report (relative to rootdir)")
     parser.addini("llm_eval_html", default="", help="path of the HTML report (relative to rootdir)")
@@ -324,7 +327,7 @@ def resolve(config: Any) -> Settings:
         cache_mode=cache_mode,
         cache_dir=root / config.getini("llm_eval_cache_dir"),
         provider=provider_config(config),
-        judge=_judge_provider(config),
+        judge=judge_provider(config),
         price_lines=tuple(config.getini("llm_eval_prices")),
         price_file=root / price_file if price_file else None,
         budgets=budgets,
@@ -344,6 +347,7 @@ def resolve(config: Any) -> Settings:
         progress=option.llm_eval_progress or _ini(config, "llm_eval_progress", _progress),
         history=_history(option.llm_eval_history, config.getini("llm_eval_history"), root),
         history_cases=bool(config.getini("llm_eval_history_cases")),
+        history_alerts=_output_path(None, config.getini("llm_eval_history_alerts"), root),
         dataset_cache=root / config.getini("llm_eval_dataset_cache"),
     )
 
@@ -364,11 +368,11 @@ def _sequential_design(config: Any) -> SequentialDesign:
 def _history(cli: str | None, ini: str, root: Path) -> str | None:
     """The history's SQLAlchemy URL: the flag's value, else the ini's ('default' or a bare
     flag: the SQLite file under rootdir's .llm-eval/); None when history is off."""
-    from ..monitoring.history import history_url
-
     value = cli if cli is not None else str(ini).strip()
     if not value:
         return None
+    from ..monitoring.history import history_url  # only for runs that record history
+
     if value == HISTORY_DEFAULT:
         return history_url("", root)
     return history_url(value, Path.cwd() if cli is not None else root)  # as _output_path does
@@ -398,7 +402,7 @@ def _key_values(lines: Any, source: str) -> dict[str, str]:
     return {name: value for _, name, value in _assignments(lines, source, "name=value")}
 
 
-def _judge_provider(config: Any) -> ProviderConfig | None:
+def judge_provider(config: Any) -> ProviderConfig | None:
     """The judge's config: ``llm_eval_judge_*`` (env ``LLM_EVAL_JUDGE_*``) over the app's."""
     values: dict[str, Any] = {}
     for field_name in ("provider", "model", "base_url", "api_key_env"):

@@ -141,7 +141,7 @@ class EvalSession:
         if settings.history is not None and not self.is_worker:
             from .history import HistoryOutput
 
-            self.history = HistoryOutput(settings.history, settings.history_cases)
+            self.history = HistoryOutput(settings.history, settings.history_cases, settings.history_alerts)
         # xdist: the controller names a folder where workers journal their app calls (.inflight).
         self._flight_dir: str | None = None
         self._node_errors: dict[str, str] = {}
@@ -525,9 +525,12 @@ class EvalSession:
         try:
             self.progress.enter("report")
             doc = self._final_report(session)
-            self.progress.write_final(doc)
+            trends = None
             if self.history is not None:
                 self.history.write(doc)  # records complete runs only
+                if self.settings.html is not None:
+                    trends = self.history.trends(doc)  # the HTML report's Trends tab, this run included
+            self.progress.write_final(doc, trends=trends)
         except KeyboardInterrupt:  # Ctrl-C while writing: the report says so rather than the run crashing here
             self.incomplete = self.progress.stopped_reason("interrupted (KeyboardInterrupt)")
             self.progress.finished = False
@@ -570,6 +573,8 @@ class EvalSession:
             index, count = self.settings.shard
             terminalreporter.write_sep("=", f"llm-eval: shard {index}/{count}", bold=True)
             terminalreporter.write_line("the gate is deferred: merge the shard reports with `llm-eval merge`")
+            if self.history is not None and self.history.line:
+                terminalreporter.write_line(f"{self.history.line}; record the merge: llm-eval merge --history")
             return
         for warning in self.file_warnings:
             terminalreporter.write_line(f"llm-eval: warning: {warning}", yellow=True)

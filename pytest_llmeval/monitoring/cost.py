@@ -61,8 +61,10 @@ def _money(value: float) -> str:
 
 
 def analyse_costs(records: Iterable[LogRecord], prices: Any, policy: CostPolicy) -> dict[str, Any]:
-    """The JSON-safe cost document: per day the spend, its breakdowns, mean and p95 cost per
-    request, and the alert with its attribution. LogError (file:line:field) for a record
+    """The JSON-safe cost document: per day the spend, its breakdowns (``by_feature``,
+    ``by_model``, ``by_segment``: USD), mean and p95 cost per request overall and per group
+    (``per_request.feature|model|segment.<name>: {requests, mean, p95}``), and the alert with
+    its attribution. LogError (file:line:field) for a record
     without a timestamp or model, or with neither usage nor cost."""
     days: dict[date, dict[str, Any]] = {}
     unpriced: dict[str, int] = {}
@@ -86,7 +88,7 @@ def analyse_costs(records: Iterable[LogRecord], prices: Any, policy: CostPolicy)
             continue
         entry["costs"].append(cost)
         for key, value in (("feature", feature), ("model", model), ("segment", segment), ("feature_model", (feature, model))):
-            entry[key][value] = entry[key].get(value, 0.0) + cost
+            entry[key].setdefault(value, []).append(cost)
 
     line = policy.alert_line
     out_days = []
@@ -104,6 +106,7 @@ def analyse_costs(records: Iterable[LogRecord], prices: Any, policy: CostPolicy)
             "by_feature": _sorted(entry["feature"]),
             "by_model": _sorted(entry["model"]),
             "by_segment": _sorted(entry["segment"]),
+            "per_request": {key: _per_request(entry[key]) for key in ("feature", "model", "segment")},
             "alert": line is not None and spend > line,
             "attribution": None,
         }
@@ -139,15 +142,28 @@ def analyse_costs(records: Iterable[LogRecord], prices: Any, policy: CostPolicy)
     }
 
 
-def _sorted(spend: Mapping[Any, float]) -> dict[str, float]:
-    return {str(k): v for k, v in sorted(spend.items(), key=lambda kv: (-kv[1], str(kv[0])))}
+def _order(costs: Mapping[Any, list[float]]) -> list[Any]:
+    """The groups, largest spend first."""
+    return sorted(costs, key=lambda k: (-math.fsum(costs[k]), str(k)))
+
+
+def _sorted(costs: Mapping[Any, list[float]]) -> dict[str, float]:
+    """Spend per group, largest first."""
+    return {str(k): math.fsum(costs[k]) for k in _order(costs)}
+
+
+def _per_request(costs: Mapping[Any, list[float]]) -> dict[str, dict[str, Any]]:
+    """Per group, largest spend first: priced requests, mean and p95 cost per request (USD)."""
+    return {str(k): {"requests": len(costs[k]), "mean": math.fsum(costs[k]) / len(costs[k]), "p95": percentile(costs[k], 95)}
+            for k in _order(costs)}
 
 
 def _attribute(day: date, days: Mapping[date, Mapping[str, Any]]) -> dict[str, Any] | None:
     """The (feature, model) whose spend on ``day`` rose most above its median on the other days."""
     best = None
-    for (feature, model), spend in days[day]["feature_model"].items():
-        others = [d["feature_model"].get((feature, model), 0.0) for other, d in days.items() if other != day]
+    for (feature, model), costs in days[day]["feature_model"].items():
+        spend = math.fsum(costs)
+        others = [math.fsum(d["feature_model"].get((feature, model), ())) for other, d in days.items() if other != day]
         typical = statistics.median(others) if others else 0.0
         rise = spend - typical
         if best is None or rise > best["increase"]:
@@ -162,9 +178,13 @@ def render_text(doc: Mapping[str, Any]) -> str:
         p95 = "-" if item["p95_cost"] is None else _money(item["p95_cost"])
         lines.append(f"{item['day']}  {item['requests']:,} requests  spend {_money(item['spend'])}  mean/request {mean}  "
                      f"p95/request {p95}{'  ALERT' if item['alert'] else ''}")
-        for key in ("by_feature", "by_model", "by_segment"):
-            parts = ", ".join(f"{name} {_money(value)}" for name, value in item[key].items())
-            lines.append(f"  {key.removeprefix('by_')}: {parts}")
+        width = 2 + max((len(name) for key in ("feature", "model", "segment") for name in item[f"by_{key}"]), default=5)
+        for key in ("feature", "model", "segment"):
+            lines.append(f"  {key:<{width}}  {'spend':>9}  {'requests':>8}  {'mean/request':>12}  {'p95/request':>11}")
+            for name, value in item[f"by_{key}"].items():
+                per = item["per_request"][key][name]
+                lines.append(f"    {name:<{width - 2}}  {_money(value):>9}  {per['requests']:>8,}  {_money(per['mean']):>12}  "
+                             f"{_money(per['p95']):>11}")
     lines += [f"note: {n}" for n in doc["notes"]]
     if doc["alerts"]:
         lines.append(f"{len(doc['alerts'])} alert(s):")

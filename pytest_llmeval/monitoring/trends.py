@@ -15,7 +15,8 @@ monitoring block.
 * Latency alert: a day's p95 latency (the mean over its runs' p95) is above
   ``monitoring.latency_p95_alert_ms``.
 
-Plain Python; the plot (:func:`plot`) imports matplotlib (extra ``plot``) when called.
+Plain Python; the plot (:func:`plot`) imports matplotlib (extra ``plot``) when called;
+:func:`html_view` is the same trend as the HTML report's Trends tab (inline SVG, no matplotlib).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..errors import ConfigError
 from .history import LatencyPoint, MetricPoint
 
 __all__ = ["WINDOW_DAYS", "AlertPolicy", "DayPoint", "LatencyTrend", "MetricTrend", "TrendReport", "build_trends",
-           "parse_since", "plot", "render_text"]
+           "html_view", "parse_since", "plot", "render_text"]
 
 WINDOW_DAYS = 7
 MIN_DAYS = 3
@@ -296,3 +297,33 @@ def plot(report: TrendReport, path: Path) -> None:
         figure.savefig(path, format=suffix[1:], metadata={"Date": None} if suffix == ".svg" else None)
     finally:
         pyplot.close(figure)
+
+
+def html_view(report: TrendReport, source: str) -> Any:
+    """The trend as the HTML Trends tab shows it (a
+    :class:`~pytest_llmeval.reporting.html_trends.TrendsView`): per (suite, metric) the
+    daily means, the 7-day average, the baseline and the alert line; per suite the daily
+    p95 latency and its alert line; the alerts and notes as :func:`render_text` words
+    them. ``source``: where the history was read (shown; a URL with its password masked)."""
+    from ..reporting.html_trends import TrendSeries, TrendsView, trend_chart
+
+    charts = []
+    q = report.policy.quality_alert_threshold
+    for t in report.metrics:
+        if not t.days:
+            continue
+        line = t.baseline * (1 + q) if t.baseline is not None and q is not None else None
+        caption = (f"baseline {_fmt(t.baseline)} ({t.baseline_source})" if t.baseline is not None else "no baseline") + (
+            f" · alert at {q:+.1%}" if line is not None else " · no quality alert checked")
+        charts.append(trend_chart(TrendSeries(
+            f"{t.suite_id}  {t.metric}", caption, [p.day for p in t.days], [p.value for p in t.days],
+            [p.moving_average for p in t.days], [p.alert for p in t.days], t.baseline, line)))
+    limit = report.policy.latency_p95_alert_ms
+    for lt in report.latency:
+        if not lt.days:
+            continue
+        caption = f"alert above {limit:,.0f} ms" if limit is not None else "no latency alert checked"
+        charts.append(trend_chart(TrendSeries(
+            f"{lt.suite_id}  p95 latency (ms)", caption, [p.day for p in lt.days], [p.value for p in lt.days],
+            [None] * len(lt.days), [p.alert for p in lt.days], None, limit, value_label="daily p95", digits=0)))
+    return TrendsView(source, tuple(charts), tuple(report.alerts), tuple(report.notes))

@@ -8,7 +8,8 @@ autoescaping on. The per-case table is rendered by the page's script from one em
 JSON block, so each text is in the file once (the row shows an excerpt, the expanded
 row the full text and a word diff against the baseline's output). A report with A/B
 variants or routed models gets "Variants" and "Routes" tabs, built by
-:mod:`pytest_llmeval.reporting.html_variants`; without them the page has no tabs.
+:mod:`pytest_llmeval.reporting.html_variants`; a run recorded in the run history gets a
+"Trends" tab (:mod:`pytest_llmeval.reporting.html_trends`); without them the page has no tabs.
 
 Jinja2 is an optional dependency (``pip install pytest-llmeval[html]``), imported by
 :func:`render_html` only.
@@ -28,10 +29,11 @@ from typing import Any
 from ..errors import LLMEvalError
 from ..fileio import write_atomic
 from ..gate.verdicts import fmt, fmt_ci, fmt_money, fmt_p, fmt_signed
+from .html_trends import TrendsView
 from .html_variants import VariantGroup, variant_groups
 
-__all__ = ["INSTALL_HINT", "HtmlPage", "build_page", "case_rows", "histogram", "render_html", "render_template", "require_jinja2",
-           "write_html"]
+__all__ = ["INSTALL_HINT", "HtmlPage", "build_page", "case_rows", "histogram", "page_assets", "render_html", "render_template",
+           "require_jinja2", "write_html"]
 
 INSTALL_HINT = "the HTML report needs Jinja2: pip install 'pytest-llmeval[html]'"
 _TEXT_CHARS = 4000  # inputs/expected shown per case (outputs are already cut by the report)
@@ -109,18 +111,24 @@ class HtmlPage:
     compared_with: str | None = None
     variant_groups: tuple[VariantGroup, ...] = ()  # the Variants tab (A/B variants), empty: no tab
     route_groups: tuple[VariantGroup, ...] = ()  # the Routes tab (--llm-eval-routes), empty: no tab
+    trends: TrendsView | None = None  # the Trends tab (a run recorded with --llm-eval-history), None: no tab
 
     @property
     def tabs(self) -> tuple[tuple[str, str, str], ...]:
-        """(panel id, label, count) of each tab; none when the report has only suites."""
+        """(panel id, label, count) of each tab; none when the report has only suites.
+        The Trends tab counts its charts."""
         extra = [("variants", "Variants", self.variant_groups), ("routes", "Routes", self.route_groups)]
         tabs = [(key, label, str(sum(len(g.variants) for g in groups))) for key, label, groups in extra if groups]
+        if self.trends is not None:
+            tabs.append(("trends", "Trends", str(len(self.trends.charts))))
         return (("overview", "Suites and cases", str(self.case_count)), *tabs) if tabs else ()
 
 
-def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_with: str | None = None) -> HtmlPage:
+def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_with: str | None = None,
+               trends: TrendsView | None = None) -> HtmlPage:
     """The view of a validated report document (``compared_with``: the name of the report
-    a ``llm-eval compare`` page judged against, shown in the header)."""
+    a ``llm-eval compare`` page judged against, shown in the header; ``trends``: the run
+    history's trends of the run's suites, shown in a Trends tab)."""
     run = doc["run"]
     suites = doc["suites"]
     rows = case_rows(doc)
@@ -144,6 +152,7 @@ def build_page(doc: Mapping[str, Any], *, title: str | None = None, compared_wit
         compared_with=compared_with,
         variant_groups=tuple(g for g in groups if not g.routes),
         route_groups=tuple(g for g in groups if g.routes),
+        trends=trends,
     )
 
 
@@ -438,11 +447,16 @@ def render_template(name: str, **context: Any) -> str:
     return env.get_template(name).render(**context)
 
 
-def render_html(page: HtmlPage) -> str:
-    """The page as one HTML document, its style and script inline."""
+def page_assets() -> dict[str, str]:
+    """The page's style and script (``report.css``, ``report.js``), to inline."""
     folder = resources.files("pytest_llmeval.reporting").joinpath("templates")
     # indentation is for reading the sources, not the page (neither file has multi-line strings)
-    assets = {name: re.sub(r"(?m)^[ \t]+", "", folder.joinpath(name).read_text(encoding="utf-8")) for name in ("report.css", "report.js")}
+    return {name: re.sub(r"(?m)^[ \t]+", "", folder.joinpath(name).read_text(encoding="utf-8")) for name in ("report.css", "report.js")}
+
+
+def render_html(page: HtmlPage) -> str:
+    """The page as one HTML document, its style and script inline."""
+    assets = page_assets()
     return render_template("report.html.j2", page=page, css=assets["report.css"], script=assets["report.js"])
 
 

@@ -77,14 +77,15 @@ class RunProgress:
         wrote = f"; it wrote {', '.join(self.files)}" if self.files else "; it wrote no baseline or log"
         return f"{cause} (stopped in the {self.phase} phase{wrote})"
 
-    def write_final(self, doc: Mapping[str, Any]) -> None:
+    def write_final(self, doc: Mapping[str, Any], trends: Any = None) -> None:
         """Write the finished document: Markdown first, then the JSON report last, listing
-        the Markdown among the files written."""
+        the Markdown among the files written. ``trends``: the run history's
+        :class:`~pytest_llmeval.reporting.html_trends.TrendsView` for the HTML page's Trends tab."""
         if self.markdown is not None:
             write_atomic(self.markdown, redact(render_markdown(doc)))
             self.wrote(self.markdown)
         if self.html is not None:
-            _write_html(self.html, doc)
+            _write_html(self.html, doc, trends)
             self.wrote(self.html)
         if self.report is not None:
             write_json(self.report, {**doc, "run": {**doc["run"], "files_written": list(self.files)}})
@@ -98,10 +99,10 @@ class RunProgress:
             _write_html(self.html, doc)
 
 
-def _write_html(path: Path, doc: Mapping[str, Any]) -> None:
+def _write_html(path: Path, doc: Mapping[str, Any], trends: Any = None) -> None:
     from .html import render_html, build_page  # Jinja2 only for runs that asked for HTML
 
-    write_atomic(path, redact(render_html(build_page(doc))))
+    write_atomic(path, redact(render_html(build_page(doc, trends=trends))))
 
 
 _INPUT_SUFFIXES = (".jsonl", ".yaml", ".yml", ".csv", ".txt")
