@@ -66,7 +66,16 @@ _ANTHROPIC_VERSION = "2023-06-01"
 # connections (O(pool size), on the event loop for the async client) costlier at very high
 # concurrency. Above 64 calls in flight, connections are reopened again.
 _POOL = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-_ASYNC_POOL = _POOL
+# The async client spreads its calls over up to 8 pools (one httpx.AsyncClient each) with
+# an eighth of those limits, so the whole stays within _POOL. httpcore's async pool does
+# O(pool size) work per idle connection on every request and release (keep-alive checks
+# that ask anyio for socket attributes; a count of all connections per idle one), all on
+# the event loop: at 32 calls in flight in one pool that scan was most of the loop's CPU.
+# A pool is added only when every pool has _SHARD_BUSY calls in flight, and a call goes to
+# the least busy pool, so C calls in flight open about C connections, as one pool would.
+_SHARDS = 8
+_SHARD_BUSY = 8
+_SHARD_POOL = httpx.Limits(max_connections=256 // _SHARDS, max_keepalive_connections=64 // _SHARDS)
 _SSL_CONTEXT: Any = None
 
 
@@ -442,12 +451,12 @@ class AsyncChatClient(_Core):
     def __init__(self, config: ProviderConfig | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
                  cache: ResponseCache | None = None, prices: PriceTable | None = None, **overrides: Any) -> None:
         super().__init__(config, cache, prices, overrides)
-        self._http = httpx.AsyncClient(transport=transport, limits=_ASYNC_POOL, verify=_ssl_context())
+        self._pools = _AsyncPools(transport)
 
     async def chat(self, messages: Sequence[Message], *, model: str | None = None,
                    cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
         """As :meth:`ChatClient.chat`; cache entries are written in a worker thread."""
-        steps = self._steps(self._http, messages, model, params, cache_key_extra)
+        steps = self._steps(self._pools.builder, messages, model, params, cache_key_extra)
         try:
             action = next(steps)
             while True:
@@ -463,7 +472,7 @@ class AsyncChatClient(_Core):
         else:
             try:
                 with own_call():
-                    return await self._http.send(action.request)
+                    return await self._pools.send(action.request)
             except httpx.TransportError as exc:
                 return exc
         return None
@@ -472,13 +481,53 @@ class AsyncChatClient(_Core):
         return (await self.chat(_prompt_messages(prompt, system), **params)).text
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pools.aclose()
 
     async def __aenter__(self) -> AsyncChatClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _AsyncPools:
+    """The async client's connection pools: one ``httpx.AsyncClient`` (its own pool) per
+    shard, added when every shard has ``_SHARD_BUSY`` calls in flight, up to ``_SHARDS``.
+    A request goes to the shard with the fewest calls in flight. Used from one event loop
+    (no lock: nothing awaits between choosing a shard and counting the call). A given
+    ``transport`` is used as the one and only shard."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport | None) -> None:
+        self._transport = transport
+        self._clients: list[httpx.AsyncClient] = []
+        self._busy: list[int] = []
+        self._add()
+
+    @property
+    def builder(self) -> httpx.AsyncClient:
+        """A client to build requests with (any shard builds the same request)."""
+        return self._clients[0]
+
+    def _add(self) -> int:
+        limits = _POOL if self._transport is not None else _SHARD_POOL
+        self._clients.append(httpx.AsyncClient(transport=self._transport, limits=limits, verify=_ssl_context()))
+        self._busy.append(0)
+        return len(self._clients) - 1
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send on the least busy shard; raises what ``httpx.AsyncClient.send`` raises."""
+        shard = min(range(len(self._busy)), key=self._busy.__getitem__)
+        if self._busy[shard] >= _SHARD_BUSY and self._transport is None and len(self._clients) < _SHARDS:
+            shard = self._add()
+        self._busy[shard] += 1
+        try:
+            return await self._clients[shard].send(request)
+        finally:
+            self._busy[shard] -= 1
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
 
 
 def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
