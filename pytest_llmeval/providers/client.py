@@ -197,8 +197,8 @@ class _Core:
                 wait = limiter.reserve()
                 if wait > 0:
                     yield _Sleep(wait)
-            request = http.build_request("POST", call.url, params=call.params, headers=self._headers(), json=call.body, timeout=self._timeout())
-            outcome = yield _Send(request)
+            outcome = yield _Send(http.build_request("POST", call.url, params=call.params, headers=self._headers(),
+                                                     json=call.body, timeout=self._timeout()))
             if isinstance(outcome, httpx.TransportError):
                 error = self._transport_error(call, outcome)
             elif outcome.status_code == 200:
