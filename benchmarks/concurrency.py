@@ -40,7 +40,7 @@ Usage: python benchmarks/concurrency.py [--cases N] [--latency-ms L] [--concurre
            [--rounds R] [--skip-sequential] [--skip-async] [--profile] [--keep]
            [--isolate] [--hide-sniffio] [--switch-interval S]
 
-``--profile`` runs each cold run once more under cProfile, every thread profiled on
+``--profile`` runs each cold and each record run once more under cProfile, every thread profiled on
 its own CPU clock (pytest's thread, the runner's pool threads, the event loop), and prints
 the top functions. ``--hide-sniffio`` makes httpcore's ``import sniffio`` fail as it does
 where sniffio is not installed (anyio >= 4.12 no longer depends on it): httpcore 1.0.x
@@ -321,7 +321,7 @@ def main() -> int:
     parser.add_argument("--isolate", action="store_true", help="disable the other auto-loaded pytest plugins of this interpreter (-p no:NAME each)")
     parser.add_argument("--hide-sniffio", action="store_true", help="run pytest as if sniffio were not installed (see HIDE_SNIFFIO)")
     parser.add_argument("--switch-interval", type=float, help="diagnostic: sys.setswitchinterval(S) in the pytest process (default 0.005)")
-    parser.add_argument("--profile", action="store_true", help="profile one more cold run per target kind (all threads) and print the top functions")
+    parser.add_argument("--profile", action="store_true", help="profile one more cold and record run per target kind (all threads) and print the top functions")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project and print its path")
     opts = parser.parse_args()
     if opts.cases < 1 or opts.latency_ms < 0 or opts.concurrency < 1 or opts.rounds < 1:
@@ -381,7 +381,11 @@ def main() -> int:
             if opts.profile:
                 (tmp / "profile_runner.py").write_text(PROFILE_RUNNER, encoding="utf-8")
                 for kind, module in variants:
-                    timed(f"{kind} profiled", [*conc, module], prefix=[str(tmp / "profile_runner.py"), str(tmp / f"{kind}-cold.prof")])
+                    runner = [str(tmp / "profile_runner.py")]
+                    timed(f"{kind} cold prof", [*conc, module], prefix=[*runner, str(tmp / f"{kind}-cold.prof")])
+                    cache = ["--llm-eval-cache", "readwrite", "-o", f"llm_eval_cache_dir=cache-{kind}-prof"]
+                    shutil.rmtree(project / f"cache-{kind}-prof", ignore_errors=True)
+                    timed(f"{kind} record prof", [*conc, *cache, module], prefix=[*runner, str(tmp / f"{kind}-record.prof")])
 
         runs = {name: median_run(rs) for name, rs in by_name.items()}
         print(f"\nmedian of {opts.rounds} round(s) (sequential and profiled: 1 run); phases: start-up (to pytest_configure), "
@@ -413,8 +417,9 @@ def main() -> int:
             import pstats
 
             for kind, _ in variants:
-                print(f"\ncProfile of the {kind} cold run, all threads, CPU time per thread, by internal time:")
-                pstats.Stats(str(tmp / f"{kind}-cold.prof")).sort_stats("tottime").print_stats(25)
+                for run_kind in ("cold", "record"):
+                    print(f"\ncProfile of the {kind} {run_kind} run, all threads, CPU time per thread, by internal time:")
+                    pstats.Stats(str(tmp / f"{kind}-{run_kind}.prof")).sort_stats("tottime").print_stats(25)
         print("\ngoals (one run, medians): connections <= C + 5%, record/live <= 1.15, async/sync <= 1.1")
         for kind, _ in variants:
             cold, record = runs[f"{kind} cold"], runs[f"{kind} record"]

@@ -799,6 +799,20 @@ def test_a_key_echoed_in_an_unparsable_answer_is_redacted(server, make):
     assert "[REDACTED]" in str(info.value)
 
 
+def test_a_key_changed_after_earlier_calls_is_redacted(server, make, monkeypatch):
+    """Redaction remembers the secrets it found only while the environment is unchanged."""
+    def leaky(request):
+        raise RuntimeError(f"bad key {server.received_headers[-1]['authorization'].split()[-1]}")
+
+    server.answer = leaky
+    caller = make(config(server, max_retries=0))
+    for key in (KEY, "sk-rotated-SECRET-0a1b2c3d4e5f6789"):
+        monkeypatch.setenv(KEY_ENV, key)
+        with pytest.raises(ServerError) as info:
+            caller.chat(USER)
+        assert "bad key [REDACTED]" in str(info.value) and key not in str(info.value)
+
+
 def test_config_never_shows_the_key(server):
     cfg = config(server)
     assert cfg.api_key() == KEY
@@ -894,6 +908,24 @@ def test_64_concurrent_async_calls(server):
     assert server.requests == 64
     assert elapsed < 64 * 0.2 / 2  # serialised: 12.8 s (loose bound: loaded CI machines)
     assert server.max_in_flight >= 16  # serial would be 1; a loaded 2-core machine may not reach 64
+
+
+def test_async_calls_spread_over_pools_reuse_their_connections(server):
+    """32 calls in flight open 32 connections, spread over the client's pools (the least
+    busy first), and a second burst reuses them all: none is closed as surplus."""
+    server.latency = 0.2
+
+    async def go():
+        async with AsyncChatClient(config(server)) as client:
+            first = await asyncio.gather(*(client.chat(USER) for _ in range(32)))
+            opened = server.connections
+            second = await asyncio.gather(*(client.chat(USER) for _ in range(32)))
+            return first + second, opened
+
+    results, opened = asyncio.run(go())
+    assert len(results) == 64 and all(r.text == "four it is" for r in results)
+    assert server.max_in_flight >= 16  # the calls overlapped (a loaded machine may not reach 32)
+    assert opened <= 32 and server.connections == opened  # the second burst opened none
 
 
 # -- run-wide defaults --------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """HTTP clients for chat models: OpenAI-compatible chat completions and Anthropic messages.
 
-:class:`ChatClient` (sync) and :class:`AsyncChatClient` share one core that builds the
-request, consults the record/replay cache, classifies failures, computes backoff and
-records usage on the running case's ledger. Only the send-and-wait loop differs.
+:class:`ChatClient` (sync) and :class:`AsyncChatClient` share one sans-IO core,
+``_Core._steps``: a generator that builds each request, consults the record/replay cache
+and the rate limiter, classifies failures, computes backoff and records usage on the
+running case's ledger, yielding the I/O it needs (send this request, sleep N seconds,
+store this cache entry) and being sent the outcome. Each client only performs those
+actions, blocking or awaiting (the async one writes cache entries in a worker thread).
 
 Retries: timeouts, dropped connections, HTTP 408/429/5xx are retried up to
 ``max_retries`` times with exponential backoff and full jitter; a ``Retry-After`` header
@@ -18,7 +21,6 @@ is handed on as the text with :attr:`ChatResult.refused` set; ``content: null`` 
 neither a refusal nor tool calls is a :class:`~pytest_llmeval.errors.ResponseParseError`.
 ``stream=True`` is sent as a streamed request (with ``stream_options.include_usage`` for
 OpenAI) and read to the end: the result is the whole answer, its usage from the stream.
-The async client writes cache entries off the event loop (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Generator, Mapping, Sequence
 
 import httpx
 
@@ -64,7 +66,16 @@ _ANTHROPIC_VERSION = "2023-06-01"
 # connections (O(pool size), on the event loop for the async client) costlier at very high
 # concurrency. Above 64 calls in flight, connections are reopened again.
 _POOL = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-_ASYNC_POOL = _POOL
+# The async client spreads its calls over up to 8 pools (one httpx.AsyncClient each) with
+# an eighth of those limits, so the whole stays within _POOL. httpcore's async pool does
+# O(pool size) work per idle connection on every request and release (keep-alive checks
+# that ask anyio for socket attributes; a count of all connections per idle one), all on
+# the event loop: at 32 calls in flight in one pool that scan was most of the loop's CPU.
+# A pool is added only when every pool has _SHARD_BUSY calls in flight, and a call goes to
+# the least busy pool, so C calls in flight open about C connections, as one pool would.
+_SHARDS = 8
+_SHARD_BUSY = 8
+_SHARD_POOL = httpx.Limits(max_connections=256 // _SHARDS, max_keepalive_connections=64 // _SHARDS)
 _SSL_CONTEXT: Any = None
 
 
@@ -109,6 +120,27 @@ class _Call:
     stream: bool = False
 
 
+@dataclass(frozen=True)
+class _Send:
+    request: httpx.Request  # answered with the httpx.Response, or the httpx.TransportError raised
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    seconds: float  # a rate-limit slot or a backoff; answered with None
+
+
+@dataclass(frozen=True)
+class _Store:
+    cache: ResponseCache  # write one entry (atomic, with fsync); answered with None
+    key: str
+    request: dict[str, Any]
+    entry: Any
+
+
+_Action = _Send | _Sleep | _Store
+
+
 class _Core:
     def __init__(self, config: ProviderConfig | None, cache: ResponseCache | None, prices: PriceTable | None, overrides: Mapping[str, Any]) -> None:
         # A bare ChatClient() follows the run: the suite's marker provider={...}, else the
@@ -142,6 +174,48 @@ class _Core:
     @property
     def prices(self) -> PriceTable:
         return self._prices or runtime.defaults().prices or PriceTable.default()
+
+    # -- the call, without I/O ---------------------------------------------------------
+
+    def _steps(self, http: httpx.Client | httpx.AsyncClient, messages: Sequence[Message], model: str | None,
+               params: Mapping[str, Any], cache_key_extra: Mapping[str, Any] | None) -> Generator[_Action, Any, ChatResult]:
+        """One chat call as a sans-IO generator: it yields what to do (:class:`_Send`,
+        :class:`_Sleep`, :class:`_Store`), is sent the outcome, and returns the
+        :class:`ChatResult` or raises the final :class:`~pytest_llmeval.errors.ProviderError`.
+        Replay, rate limit, retries and ``Retry-After``, typed errors, accounting and cache
+        writes live here; a client's ``chat`` only performs the actions, blocking or awaiting.
+        ``http`` only builds requests (``build_request`` is synchronous in both clients)."""
+        call = self._prepare(messages, model, params, cache_key_extra)
+        replayed = self._replay(call)
+        if replayed is not None:
+            return replayed
+        retry_kinds: list[str] = []
+        started = time.perf_counter()
+        while True:
+            limiter = self._limiter
+            if limiter is not None:
+                wait = limiter.reserve()
+                if wait > 0:
+                    yield _Sleep(wait)
+            outcome = yield _Send(http.build_request("POST", call.url, params=call.params, headers=self._headers(),
+                                                     json=call.body, timeout=self._timeout()))
+            if isinstance(outcome, httpx.TransportError):
+                error = self._transport_error(call, outcome)
+            elif outcome.status_code == 200:
+                try:
+                    result, entry = self._answer(call, outcome, (time.perf_counter() - started) * 1000, retry_kinds)
+                except ResponseParseError as exc:
+                    raise self._give_up(call, exc, retry_kinds, (time.perf_counter() - started) * 1000) from None
+                if entry is not None:
+                    yield _Store(self.cache, call.key, call.request, entry)  # type: ignore[arg-type]
+                return result
+            else:
+                error = self._http_error(call, outcome)
+            delay = self._delay(error, len(retry_kinds))
+            if delay is None:
+                raise self._give_up(call, error, retry_kinds, (time.perf_counter() - started) * 1000)
+            yield _Sleep(delay)
+            retry_kinds.append(error.kind)
 
     # -- request ----------------------------------------------------------------------
 
@@ -333,44 +407,33 @@ class ChatClient(_Core):
     def chat(self, messages: Sequence[Message], *, model: str | None = None,
              cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
         """One chat call. ``params`` go to the provider (temperature, max_tokens, ...);
-        ``cache_key_extra`` only distinguishes otherwise identical calls in the cache."""
-        call = self._prepare(messages, model, params, cache_key_extra)
-        replayed = self._replay(call)
-        if replayed is not None:
-            return replayed
-        retry_kinds: list[str] = []
-        started = time.perf_counter()
-        while True:
-            limiter = self._limiter
-            if limiter is not None:
-                limiter.wait()
-            headers = self._headers()
+        ``cache_key_extra`` only distinguishes otherwise identical calls in the cache.
+        Raises :class:`~pytest_llmeval.errors.ProviderError` (a subclass per kind) after
+        the last try, :class:`~pytest_llmeval.errors.CacheMissError` in strict replay."""
+        steps = self._steps(self._http, messages, model, params, cache_key_extra)
+        try:
+            action = next(steps)
+            while True:
+                action = steps.send(self._perform(action))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _perform(self, action: _Action) -> httpx.Response | httpx.TransportError | None:
+        if isinstance(action, _Sleep):
+            time.sleep(action.seconds)
+        elif isinstance(action, _Store):
+            action.cache.store(action.key, action.request, action.entry)
+        else:
             try:
                 with own_call():
-                    request = self._http.build_request("POST", call.url, params=call.params, headers=headers, json=call.body, timeout=self._timeout())
-                    response = self._http.send(request)
+                    return self._http.send(action.request)
             except httpx.TransportError as exc:
-                error = self._transport_error(call, exc)
-            else:
-                if response.status_code == 200:
-                    try:
-                        result, entry = self._answer(call, response, (time.perf_counter() - started) * 1000, retry_kinds)
-                    except ResponseParseError as exc:
-                        raise self._give_up(call, exc, retry_kinds, (time.perf_counter() - started) * 1000) from None
-                    if entry is not None:
-                        self.cache.store(call.key, call.request, entry)  # type: ignore[union-attr]
-                    return result
-                error = self._http_error(call, response)
-            delay = self._delay(error, len(retry_kinds))
-            if delay is None:
-                raise self._give_up(call, error, retry_kinds, (time.perf_counter() - started) * 1000)
-            time.sleep(delay)
-            retry_kinds.append(error.kind)
+                return exc
+        return None
 
     def complete(self, prompt: str, *, system: str | None = None, **params: Any) -> str:
         """Shorthand: one user message (and an optional system prompt) in, text out."""
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return self.chat(messages, **params).text
+        return self.chat(_prompt_messages(prompt, system), **params).text
 
     def close(self) -> None:
         self._http.close()
@@ -388,55 +451,87 @@ class AsyncChatClient(_Core):
     def __init__(self, config: ProviderConfig | None = None, *, transport: httpx.AsyncBaseTransport | None = None,
                  cache: ResponseCache | None = None, prices: PriceTable | None = None, **overrides: Any) -> None:
         super().__init__(config, cache, prices, overrides)
-        self._http = httpx.AsyncClient(transport=transport, limits=_ASYNC_POOL, verify=_ssl_context())
+        self._pools = _AsyncPools(transport)
 
     async def chat(self, messages: Sequence[Message], *, model: str | None = None,
                    cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
-        call = self._prepare(messages, model, params, cache_key_extra)
-        replayed = self._replay(call)
-        if replayed is not None:
-            return replayed
-        retry_kinds: list[str] = []
-        started = time.perf_counter()
-        while True:
-            limiter = self._limiter
-            if limiter is not None:
-                await limiter.wait_async()
-            headers = self._headers()
+        """As :meth:`ChatClient.chat`; cache entries are written in a worker thread."""
+        steps = self._steps(self._pools.builder, messages, model, params, cache_key_extra)
+        try:
+            action = next(steps)
+            while True:
+                action = steps.send(await self._perform(action))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def _perform(self, action: _Action) -> httpx.Response | httpx.TransportError | None:
+        if isinstance(action, _Sleep):
+            await asyncio.sleep(action.seconds)
+        elif isinstance(action, _Store):  # an atomic write with fsync: off the event loop
+            await asyncio.to_thread(action.cache.store, action.key, action.request, action.entry)
+        else:
             try:
                 with own_call():
-                    request = self._http.build_request("POST", call.url, params=call.params, headers=headers, json=call.body, timeout=self._timeout())
-                    response = await self._http.send(request)
+                    return await self._pools.send(action.request)
             except httpx.TransportError as exc:
-                error = self._transport_error(call, exc)
-            else:
-                if response.status_code == 200:
-                    try:
-                        result, entry = self._answer(call, response, (time.perf_counter() - started) * 1000, retry_kinds)
-                    except ResponseParseError as exc:
-                        raise self._give_up(call, exc, retry_kinds, (time.perf_counter() - started) * 1000) from None
-                    if entry is not None:  # an atomic write with fsync: off the event loop
-                        await asyncio.to_thread(self.cache.store, call.key, call.request, entry)  # type: ignore[union-attr]
-                    return result
-                error = self._http_error(call, response)
-            delay = self._delay(error, len(retry_kinds))
-            if delay is None:
-                raise self._give_up(call, error, retry_kinds, (time.perf_counter() - started) * 1000)
-            await asyncio.sleep(delay)
-            retry_kinds.append(error.kind)
+                return exc
+        return None
 
     async def complete(self, prompt: str, *, system: str | None = None, **params: Any) -> str:
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return (await self.chat(messages, **params)).text
+        return (await self.chat(_prompt_messages(prompt, system), **params)).text
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pools.aclose()
 
     async def __aenter__(self) -> AsyncChatClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _AsyncPools:
+    """The async client's connection pools: one ``httpx.AsyncClient`` (its own pool) per
+    shard, added when every shard has ``_SHARD_BUSY`` calls in flight, up to ``_SHARDS``.
+    A request goes to the shard with the fewest calls in flight. Used from one event loop
+    (no lock: nothing awaits between choosing a shard and counting the call). A given
+    ``transport`` is used as the one and only shard."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport | None) -> None:
+        self._transport = transport
+        self._clients: list[httpx.AsyncClient] = []
+        self._busy: list[int] = []
+        self._add()
+
+    @property
+    def builder(self) -> httpx.AsyncClient:
+        """A client to build requests with (any shard builds the same request)."""
+        return self._clients[0]
+
+    def _add(self) -> int:
+        limits = _POOL if self._transport is not None else _SHARD_POOL
+        self._clients.append(httpx.AsyncClient(transport=self._transport, limits=limits, verify=_ssl_context()))
+        self._busy.append(0)
+        return len(self._clients) - 1
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send on the least busy shard; raises what ``httpx.AsyncClient.send`` raises."""
+        shard = min(range(len(self._busy)), key=self._busy.__getitem__)
+        if self._busy[shard] >= _SHARD_BUSY and self._transport is None and len(self._clients) < _SHARDS:
+            shard = self._add()
+        self._busy[shard] += 1
+        try:
+            return await self._clients[shard].send(request)
+        finally:
+            self._busy[shard] -= 1
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
+def _prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,7 +6,6 @@ queue fairly and the limit holds across a whole suite's concurrent calls.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -19,22 +18,15 @@ class RateLimiter:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def _reserve(self) -> float:
+    def reserve(self) -> float:
+        """Take the next slot: seconds (>= 0) the caller must wait before sending. The
+        caller sleeps (``time.sleep`` or ``asyncio.sleep``), so threads and coroutines share
+        one queue."""
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next)
             self._next = slot + self.interval
             return slot - now
-
-    def wait(self) -> None:
-        delay = self._reserve()
-        if delay > 0:
-            time.sleep(delay)
-
-    async def wait_async(self) -> None:
-        delay = self._reserve()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 _SHARED: dict[tuple[str, float], RateLimiter] = {}
