@@ -54,9 +54,11 @@ def file_mode(path: Path) -> int:
     return 0o666 & ~mask
 
 
-def write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
+def write_atomic(path: Path, text: str, *, mode: int | None = None, durable: bool = True) -> None:
     """Write ``text`` (UTF-8, ``\n`` line ends) to ``path`` atomically: a hidden temporary
-    file in the same folder, fsync, ``os.replace``. Permissions: ``mode`` when given, else
+    file in the same folder, fsync (unless ``durable`` is false), ``os.replace``. Readers
+    see the old file or the whole new one, even if the process is killed; the fsync also
+    keeps the new one through a power cut. Permissions: ``mode`` when given, else
     :func:`file_mode`. ``os.replace`` is retried briefly on ``PermissionError`` (Windows
     refuses it while another process reads the target). OSError on failure, with the
     temporary file removed."""
@@ -67,8 +69,9 @@ def write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         for attempt in range(_REPLACE_ATTEMPTS):
             try:

@@ -187,7 +187,7 @@ def _patch(module: Any) -> None:
             raise
         if kwargs.get("stream"):
             response.stream = tee_async(response.stream, call, response)
-        elif call.writes():  # an atomic cache write with fsync: off the event loop
+        elif call.writes():  # a cache file write: off the event loop
             import anyio.to_thread
 
             await anyio.to_thread.run_sync(call.answered, response, response.content)

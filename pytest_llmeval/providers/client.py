@@ -132,7 +132,7 @@ class _Sleep:
 
 @dataclass(frozen=True)
 class _Store:
-    cache: ResponseCache  # write one entry (atomic, with fsync); answered with None
+    cache: ResponseCache  # write one entry (atomic file write); answered with None
     key: str
     request: dict[str, Any]
     entry: Any
@@ -467,7 +467,7 @@ class AsyncChatClient(_Core):
     async def _perform(self, action: _Action) -> httpx.Response | httpx.TransportError | None:
         if isinstance(action, _Sleep):
             await asyncio.sleep(action.seconds)
-        elif isinstance(action, _Store):  # an atomic write with fsync: off the event loop
+        elif isinstance(action, _Store):  # a file write: off the event loop
             await asyncio.to_thread(action.cache.store, action.key, action.request, action.entry)
         else:
             try:

@@ -78,9 +78,13 @@ def _secrets() -> list[str]:
 
 def redact(text: str) -> str:
     """``text`` without API keys and credential header values (see the module docstring)."""
+    return _redact(text, _secrets())
+
+
+def _redact(text: str, secrets: list[str]) -> str:
     if not isinstance(text, str) or not text:
         return text
-    for secret in _secrets():
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, MARK)
     text = _HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MARK}" if m["value"] != MARK else m[0], text)
@@ -89,12 +93,16 @@ def redact(text: str) -> str:
 
 def redact_json(value: Any) -> Any:
     """A copy of a JSON-like value with every string (keys included) redacted."""
+    return _redact_json(value, _secrets())  # the secrets found once for the whole value
+
+
+def _redact_json(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return _redact(value, secrets)
     if isinstance(value, dict):
-        return {redact(k) if isinstance(k, str) else k: redact_json(v) for k, v in value.items()}
+        return {_redact(k, secrets) if isinstance(k, str) else k: _redact_json(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_json(v) for v in value]
+        return [_redact_json(v, secrets) for v in value]
     return value
 
 
