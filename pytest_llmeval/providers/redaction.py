@@ -33,11 +33,12 @@ _SUFFIXES = ("API_KEY", "_TOKEN", "_SECRET")
 _MIN_SECRET = 8
 _names: set[str] = set(_DEFAULT_NAMES)
 _lock = threading.Lock()
-# The secrets found, and what they were found in: a copy of the environment's own dict
-# (CPython keeps os.environ's data in ``os.environ._data``) and the names registered then.
-# Comparing that dict is a few microseconds; scanning os.environ (a decode per name and
-# value) is ~45 us, and a case's report alone is redacted string by string (~60 calls).
-_found: tuple[dict[Any, Any], frozenset[str], list[str]] | None = None
+# The secrets last found, and the variables (name, value) they were found in. Only the
+# variables that may hold a secret are compared, read as bytes where the platform has them
+# (os.environb: no decoding): pytest rewrites PYTEST_CURRENT_TEST at every test phase, so
+# a copy of the whole environment would never match, and decoding all of os.environ costs
+# ~45 us per call.
+_found: tuple[tuple[tuple[Any, Any], ...], list[str]] | None = None
 _HEADER = re.compile(
     r"""(?ix)
     (?P<name>\b(?:authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key)\b)
@@ -55,24 +56,34 @@ def register_key_env(name: str | None) -> None:
             _names.add(str(name))
 
 
+def _secret_variables(names: frozenset[str]) -> tuple[tuple[Any, Any], ...]:
+    """(name, value) of the environment variables that may hold a secret: a registered name
+    or a name ending in API_KEY, _TOKEN or _SECRET (bytes on POSIX, str elsewhere)."""
+    if os.supports_bytes_environ:
+        wanted = {os.fsencode(name) for name in names}
+        suffixes = tuple(os.fsencode(suffix) for suffix in _SUFFIXES)
+        environ: Any = os.environb
+    else:
+        wanted, suffixes, environ = names, _SUFFIXES, os.environ
+    return tuple((name, value) for name, value in environ.items() if name in wanted or name.upper().endswith(suffixes))
+
+
 def _secrets() -> list[str]:
     global _found
-    raw = getattr(os.environ, "_data", None)
     with _lock:
         names, found_before = frozenset(_names), _found
-    if raw is not None and found_before is not None and found_before[1] == names and found_before[0] == raw:
-        return found_before[2]
-    snapshot = dict(raw) if raw is not None else None  # taken first: a change while scanning means a rescan
+    variables = _secret_variables(names)
+    if found_before is not None and found_before[0] == variables:
+        return found_before[1]
     found: set[str] = set()
-    for name, value in os.environ.items():
-        if name in names or name.upper().endswith(_SUFFIXES):
-            for form in (value, value.strip()):
-                if len(form) >= _MIN_SECRET:
-                    found.add(form)
+    for _, raw in variables:
+        value = os.fsdecode(raw) if isinstance(raw, bytes) else raw
+        for form in (value, value.strip()):
+            if len(form) >= _MIN_SECRET:
+                found.add(form)
     secrets = sorted(found, key=len, reverse=True)  # longest first: a key that contains another
-    if snapshot is not None:
-        with _lock:
-            _found = (snapshot, names, secrets)
+    with _lock:
+        _found = (variables, secrets)
     return secrets
 
 
