@@ -155,13 +155,11 @@ def _merge_history(value: str, root: Path) -> Any:
     ``llm_eval_history`` of ``root``'s pyproject.toml (relative to ``root``), else the
     default SQLite file. LLMEvalError when the database or the alerts config is unusable."""
     from .glue.history import HistoryOutput
-    from .monitoring.history import history_url
+    from .glue.options import HISTORY_DEFAULT, history_setting
 
-    base = Path.cwd() if value else root
-    value = value or _ini_value(root, "llm_eval_history")
-    url = history_url("" if value == "default" else value, base)
+    url = history_setting(value or None, _ini_value(root, "llm_eval_history") or HISTORY_DEFAULT, root)
     alerts = _ini_value(root, "llm_eval_history_alerts")
-    return HistoryOutput(url, _ini_value(root, "llm_eval_history_cases").lower() == "true", root / alerts if alerts else None)
+    return HistoryOutput(url, _ini_bool(root, "llm_eval_history_cases"), root / alerts if alerts else None)
 
 
 def _write_html(command: str, path: Path, doc: dict, **kwargs: object) -> int:
@@ -324,6 +322,17 @@ def _ini_value(root: Path, key: str) -> str:
         raise ConfigError(f"{root / 'pyproject.toml'}: {exc}") from None
     value = data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get(key, "")
     return "\n".join(map(str, value)) if isinstance(value, list) else str(value).strip()
+
+
+def _ini_bool(root: Path, key: str) -> bool:
+    """A bool ini key read as pytest reads it (y/yes/t/true/on/1, n/no/f/false/off/0; unset:
+    false); ConfigError naming the file and key for anything else."""
+    value = _ini_value(root, key).lower()
+    if value in ("y", "yes", "t", "true", "on", "1"):
+        return True
+    if value in ("", "n", "no", "f", "false", "off", "0"):
+        return False
+    raise ConfigError(f"{root / 'pyproject.toml'}: ini {key}: {value!r} is not a boolean (true or false)")
 
 
 def _history(args: argparse.Namespace) -> int:

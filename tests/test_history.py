@@ -209,6 +209,16 @@ def test_shards_are_not_history_but_their_merge_is_recorded_by_llm_eval_merge(ev
     assert 'data-tab="trends"' in (eval_project.path / "merged.html").read_text(encoding="utf-8")
     assert main(["merge", "shard1.json", "shard2.json", "-o", "again.json", "--history", "nosuchdialect://x"]) == 2
     assert "history nosuchdialect://x" in capsys.readouterr().err and not (eval_project.path / "again.json").exists()
+    # The project's ini keys are read as pytest reads them: "1" stores the case scores, a
+    # value that is not a boolean is refused naming the file and key.
+    pyproject = eval_project.path / "pyproject.toml"
+    pyproject.write_text('[tool.pytest.ini_options]\nllm_eval_history_cases = "maybe"\n', encoding="utf-8")
+    assert main(["merge", "shard1.json", "shard2.json", "-o", "again.json", "--history"]) == 2
+    assert f"{pyproject}: ini llm_eval_history_cases: 'maybe' is not a boolean" in capsys.readouterr().err
+    pyproject.write_text('[tool.pytest.ini_options]\nllm_eval_history_cases = "1"\n', encoding="utf-8")
+    assert main(["merge", "shard1.json", "shard2.json", "-o", "again.json", "--history"]) == 0
+    with HistoryStore(history_url("", eval_project.path)) as store:
+        assert store.run_count() == 2 and len(store.case_scores(2)) == 20
 
 
 def test_an_unusable_history_database_stops_the_run_before_any_case(eval_project):

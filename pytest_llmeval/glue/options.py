@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_DROP",
     "Settings",
     "add_options",
+    "history_setting",
     "parse_metric_values",
     "resolve",
 ]
@@ -345,7 +346,7 @@ def resolve(config: Any) -> Settings:
         review_file=root / config.getini("llm_eval_review_file"),
         review_override=bool(option.llm_eval_review_override or config.getini("llm_eval_review_override")),
         progress=option.llm_eval_progress or _ini(config, "llm_eval_progress", _progress),
-        history=_history(option.llm_eval_history, config.getini("llm_eval_history"), root),
+        history=history_setting(option.llm_eval_history, config.getini("llm_eval_history"), root),
         history_cases=bool(config.getini("llm_eval_history_cases")),
         history_alerts=_output_path(None, config.getini("llm_eval_history_alerts"), root),
         dataset_cache=root / config.getini("llm_eval_dataset_cache"),
@@ -365,7 +366,7 @@ def _sequential_design(config: Any) -> SequentialDesign:
         raise ConfigError(f"ini llm_eval_auto_*: {exc}") from None
 
 
-def _history(cli: str | None, ini: str, root: Path) -> str | None:
+def history_setting(cli: str | None, ini: str, root: Path) -> str | None:
     """The history's SQLAlchemy URL: the flag's value, else the ini's ('default' or a bare
     flag: the SQLite file under rootdir's .llm-eval/); None when history is off."""
     value = cli if cli is not None else str(ini).strip()
