@@ -12,6 +12,8 @@ used). ``git_info`` says which commit and branch a run came from.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import stat
 import subprocess
@@ -49,9 +51,7 @@ def file_mode(path: Path) -> int:
                 return stat.S_IMODE(sibling.stat().st_mode)
     except OSError:
         pass
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+    return 0o666 & ~_umask()
 
 
 def write_atomic(path: Path, text: str, *, mode: int | None = None, durable: bool = True) -> None:
@@ -61,18 +61,29 @@ def write_atomic(path: Path, text: str, *, mode: int | None = None, durable: boo
     keeps the new one through a power cut. Permissions: ``mode`` when given, else
     :func:`file_mode`. ``os.replace`` is retried briefly on ``PermissionError`` (Windows
     refuses it while another process reads the target). OSError on failure, with the
-    temporary file removed."""
+    temporary file removed.
+
+    Few system calls (create, write, close, chmod, rename; the folder is made only when
+    missing): each one lets other threads take the GIL, which is what a write costs a
+    busy multi-threaded run."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mode = file_mode(path) if mode is None else mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+    data = memoryview(text.encode("utf-8"))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        fd, tmp = _new_temp(path, mode)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _new_temp(path, mode)
+    try:
+        try:
+            while data:
+                data = data[os.write(fd, data):]
             if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if mode & _umask():  # created with the umask's bits cleared: set the whole mode
+            os.chmod(tmp, mode)
         for attempt in range(_REPLACE_ATTEMPTS):
             try:
                 os.replace(tmp, path)
@@ -84,6 +95,39 @@ def write_atomic(path: Path, text: str, *, mode: int | None = None, durable: boo
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+_temp_numbers = itertools.count()
+
+
+def _new_temp(path: Path, mode: int) -> tuple[int, str]:
+    """A new hidden temporary file beside ``path`` (open descriptor, name), created with
+    ``mode`` (less the umask). Named by process and a counter (no name is tried twice in
+    a process); one left behind by a dead process of the same id gets a random name."""
+    name = os.path.join(path.parent, f".{path.name[:40]}.{os.getpid()}-{next(_temp_numbers)}.tmp")
+    try:
+        return os.open(name, _TEMP_FLAGS, mode), name
+    except FileExistsError:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
+        os.chmod(name, mode)  # mkstemp makes it 0600
+        return fd, name
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once: from ``/proc/self/status`` on Linux, elsewhere by
+    setting it (to the strictest mask, for that instant) and back."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def ensure_gitignore(folder: Path) -> None:

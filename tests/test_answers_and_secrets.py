@@ -5,6 +5,7 @@ and a judge that echoes the key."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -92,6 +93,7 @@ def test_streaming_gives_the_whole_answer_and_its_usage(server, chat, provider, 
 
     cache = ResponseCache(tmp_path, "readwrite")
     chat(provider, stream=True, cache=cache)
+    cache.flush()
     server.reset()
     replayed = chat(provider, stream=True, cache=ResponseCache(tmp_path, "strict"))
     assert replayed.cached and replayed.text == "four it is" and replayed.output_tokens == plain.output_tokens
@@ -165,18 +167,20 @@ def test_a_judge_that_echoes_the_key_leaks_it_nowhere(pytester, write_jsonl, ser
         assert key not in path.read_text(errors="replace"), path
 
 
-def test_the_async_client_writes_the_cache_off_the_event_loop(server, tmp_path):
+def test_the_async_client_writes_the_cache_off_the_event_loop(server, tmp_path, monkeypatch):
     import threading
+
+    from pytest_llmeval.providers import cache as cache_module
 
     cache = ResponseCache(tmp_path, "readwrite")
     writers: list[str] = []
-    store = cache.store
+    write = cache_module.write_atomic
 
     def spy(*args, **kwargs):
         writers.append(threading.current_thread().name)
-        return store(*args, **kwargs)
+        return write(*args, **kwargs)
 
-    cache.store = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(cache_module, "write_atomic", spy)
 
     async def run():
         async with AsyncChatClient(model="gpt-4o-mini", base_url=server.base_url, api_key_env="TEST_KEY", cache=cache) as client:
@@ -184,4 +188,5 @@ def test_the_async_client_writes_the_cache_off_the_event_loop(server, tmp_path):
             return threading.current_thread().name
 
     loop_thread = asyncio.run(run())
+    cache.flush()
     assert len(writers) == 1 and writers[0] != loop_thread and cache.writes == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -89,6 +90,8 @@ def test_readwrite_round_trip_layout_and_counters(tmp_path):
     assert cache.lookup(key) is None
     cache.store(key, REQUEST, RESPONSE)
     path = tmp_path / "cache" / key[:2] / f"{key}.json"
+    assert cache.lookup(key) == RESPONSE  # seen before the writer thread wrote it
+    cache.flush()
     assert cache.path_for(key) == path and path.is_file()
     text = path.read_text(encoding="utf-8")
     assert json.loads(text) == {"key": key, "request": REQUEST, "response": RESPONSE}
@@ -96,13 +99,16 @@ def test_readwrite_round_trip_layout_and_counters(tmp_path):
     assert "Héllo ✓" in text
     assert cache.lookup(key) == RESPONSE
     cache.store(key, REQUEST, RESPONSE)  # identical: left untouched, not counted
-    assert (cache.hits, cache.misses, cache.writes) == (1, 1, 1)
+    cache.flush()
+    assert (cache.hits, cache.misses, cache.writes) == (2, 1, 1)
 
 
 @pytest.mark.parametrize("mode", ["off", "write"])
 def test_modes_that_never_read(tmp_path, mode):
     key = cache_key(REQUEST)
-    ResponseCache(tmp_path, "readwrite").store(key, REQUEST, RESPONSE)
+    recorder = ResponseCache(tmp_path, "readwrite")
+    recorder.store(key, REQUEST, RESPONSE)
+    recorder.flush()
     cache = ResponseCache(tmp_path, mode)
     cache.path_for(key).write_text("corrupt")  # would raise if it were read
     assert cache.lookup(key) is None
@@ -114,6 +120,7 @@ def test_which_modes_store(tmp_path, mode, writes):
     cache = ResponseCache(tmp_path / "c", mode)
     key = cache_key(REQUEST)
     cache.store(key, REQUEST, RESPONSE)
+    cache.flush()
     assert cache.path_for(key).exists() is writes
     assert cache.writes == int(writes)
     assert cache.writes_enabled is writes
@@ -123,15 +130,67 @@ def test_write_mode_rerecords(tmp_path):
     key = cache_key(REQUEST)
     cache = ResponseCache(tmp_path, "write")
     cache.store(key, REQUEST, RESPONSE)
+    cache.flush()
     new = {"choices": [{"message": {"role": "assistant", "content": "new"}}]}
     cache.store(key, REQUEST, new)
+    cache.flush()
     assert ResponseCache(tmp_path, "read").lookup(key) == new
     assert cache.writes == 2
 
 
+def test_a_key_stored_twice_before_the_writer_ran_is_written_once_with_the_last_entry(tmp_path):
+    key = cache_key(REQUEST)
+    cache = ResponseCache(tmp_path, "write")
+    cache.store(key, REQUEST, RESPONSE)
+    new = {"choices": [{"message": {"role": "assistant", "content": "new"}}]}
+    cache.store(key, REQUEST, new)
+    cache.flush()
+    assert ResponseCache(tmp_path, "read").lookup(key) == new
+    assert cache.writes == 1
+
+
+def test_store_returns_before_the_write_and_flush_waits_for_it(tmp_path):
+    import threading
+
+    cache = ResponseCache(tmp_path, "readwrite")
+    key = cache_key(REQUEST)
+    cache.store(key, REQUEST, RESPONSE)
+    assert not cache.path_for(key).exists()  # the writer waits up to half a second for more entries
+    assert cache.lookup(key) == RESPONSE  # a lookup sees the entry still waiting
+    cache.flush()
+    assert cache.path_for(key).is_file() and cache.writes == 1
+    writers = [t.name for t in threading.enumerate() if t.name.startswith("llm-eval-cache-writer")]
+    assert writers  # one writer thread, until close()
+    cache.close()
+    assert not [t for t in threading.enumerate() if t.name in writers]
+
+
+def test_a_failed_write_is_raised_by_the_next_store_or_flush_once(tmp_path):
+    cache = ResponseCache(tmp_path, "readwrite")
+    key = cache_key(REQUEST)
+    cache.path_for(key).parent.write_text("a file where the entry's folder goes")
+    cache.store(key, REQUEST, RESPONSE)
+    with pytest.raises(CacheError) as info:
+        cache.flush()
+    assert str(info.value).startswith(f"{cache.path_for(key)}: cannot write cache entry: ")
+    cache.flush()  # raised once
+    other = variant(repeat=7)
+    cache.store(cache_key(other), other, RESPONSE)
+    cache.flush()
+    assert cache.writes == 1
+    cache.store(key, REQUEST, RESPONSE)
+    deadline = time.monotonic() + 10  # the writer's batch runs within half a second
+    with pytest.raises(CacheError, match="cannot write cache entry"):
+        while time.monotonic() < deadline:
+            cache.store(cache_key(other), other, RESPONSE)  # the failure surfaces in a store
+            time.sleep(0.05)
+
+
 def test_read_mode_hit_and_miss(tmp_path):
     key = cache_key(REQUEST)
-    ResponseCache(tmp_path, "write").store(key, REQUEST, RESPONSE)
+    recorder = ResponseCache(tmp_path, "write")
+    recorder.store(key, REQUEST, RESPONSE)
+    recorder.flush()
     cache = ResponseCache(tmp_path, "read")
     assert cache.lookup(key) == RESPONSE
     assert cache.lookup(cache_key(variant(repeat=3))) is None
@@ -149,7 +208,9 @@ def test_strict_miss_message(tmp_path):
     assert isinstance(info.value, CacheError) and cache.misses == 1
     with pytest.raises(CacheMissError, match=f"strict replay\\): key {key[:12]};"):
         cache.lookup(key)
-    ResponseCache(tmp_path / "recordings", "readwrite").store(key, REQUEST, RESPONSE)
+    recorder = ResponseCache(tmp_path / "recordings", "readwrite")
+    recorder.store(key, REQUEST, RESPONSE)
+    recorder.flush()
     assert cache.lookup(key) == RESPONSE
 
 
@@ -207,6 +268,7 @@ def test_concurrent_stores_are_atomic(tmp_path):
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         list(pool.map(store, range(len(jobs))))
+    cache.flush()
 
     files = sorted(p for p in root.rglob("*") if p.is_file())
     assert len(files) == 150

@@ -230,11 +230,12 @@ def test_an_answer_without_usage_is_usage_unknown_not_zero(server):
 
 
 def test_record_then_strict_replay_on_another_port_makes_no_request(server, tmp_path):
-    use_cache(tmp_path / "cache", "readwrite")
+    cache = use_cache(tmp_path / "cache", "readwrite")
     client = openai_client(server)
     _, records, _ = in_case(lambda: client.chat.completions.create(model=OPENAI_MODEL, messages=MESSAGES, temperature=0))
     assert server.requests == 1 and not records[0].cached
     _, _, _ = in_case(lambda: anthropic_client(server).messages.create(model=ANTHROPIC_MODEL, max_tokens=64, messages=MESSAGES))
+    cache.flush()
     entries = list((tmp_path / "cache").rglob("*.json"))
     assert len(entries) == 2
     for entry in entries:
@@ -284,7 +285,7 @@ def test_switched_off_capture_sees_nothing(server):
 
 
 def test_recorded_stream_replays_as_a_stream(server, tmp_path):
-    use_cache(tmp_path / "cache", "readwrite")
+    cache = use_cache(tmp_path / "cache", "readwrite")
     client = openai_client(server)
 
     def read() -> str:
@@ -292,6 +293,7 @@ def test_recorded_stream_replays_as_a_stream(server, tmp_path):
         return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
 
     assert in_case(read)[0] == "four it is"
+    cache.flush()
     (entry,) = (tmp_path / "cache").rglob("*.json")
     assert json.loads(entry.read_text(encoding="utf-8"))["response"]["http"]["content_type"].startswith("text/event-stream")
     use_cache(tmp_path / "cache", "strict")
@@ -301,18 +303,20 @@ def test_recorded_stream_replays_as_a_stream(server, tmp_path):
     assert records[0].cached and records[0].output_tokens == 3
 
 
-def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path):
+def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path, monkeypatch):
     import threading
+
+    from pytest_llmeval.providers import cache as cache_module
 
     cache = use_cache(tmp_path / "cache", "readwrite")
     writers: list[str] = []
-    store = cache.store
+    write = cache_module.write_atomic
 
     def spy(*args, **kwargs):
         writers.append(threading.current_thread().name)
-        return store(*args, **kwargs)
+        return write(*args, **kwargs)
 
-    cache.store = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(cache_module, "write_atomic", spy)
 
     async def call():
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key=KEY) as aclient:
@@ -320,5 +324,6 @@ def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path):
             return threading.current_thread().name
 
     loop_thread, records, _ = in_case(lambda: asyncio.run(call()))
+    cache.flush()
     assert len(writers) == 1 and writers[0] != loop_thread
     assert cache.writes == 1 and records[0].output_tokens == 3

@@ -668,6 +668,7 @@ def test_cache_readwrite_replays_without_a_request(server, make, tmp_path):
     caller = make(config(server), cache=cache)
     first = caller.chat(USER)
     assert server.requests == 1 and first.cached is False and first.cost > 0
+    cache.flush()
     assert len(cache_files(tmp_path)) == 1
     server.default_answer = "something else now"
     ledger = accounting.Ledger()
@@ -686,7 +687,8 @@ def test_cache_key_changes_with_repeat_params_and_model(server, make, tmp_path):
     for provider in ("openai", "anthropic"):
         server.reset()
         root = tmp_path / provider
-        caller = make(config(server, provider), cache=ResponseCache(root, "readwrite"))
+        cache = ResponseCache(root, "readwrite")
+        caller = make(config(server, provider), cache=cache)
         caller.chat(USER)
         caller.chat(USER)
         assert server.requests == 1
@@ -699,6 +701,7 @@ def test_cache_key_changes_with_repeat_params_and_model(server, make, tmp_path):
         caller.chat(USER, model="my-other-model")
         caller.chat([{"role": "user", "content": "another question"}])
         assert server.requests == 5
+        cache.flush()
         assert len(cache_files(root)) == 5
 
 
@@ -714,7 +717,9 @@ def test_cache_strict_miss_raises_and_makes_no_request(server, make, tmp_path):
 
 
 def test_cache_strict_replays_what_readwrite_recorded(server, make, tmp_path):
-    make(config(server), cache=ResponseCache(tmp_path, "readwrite")).chat(USER)
+    recorder = ResponseCache(tmp_path, "readwrite")
+    make(config(server), cache=recorder).chat(USER)
+    recorder.flush()
     result = make(config(server), cache=ResponseCache(tmp_path, "strict")).chat(USER)
     assert result.cached is True and result.text == "four it is"
     assert server.requests == 1
@@ -738,6 +743,7 @@ def test_errors_are_not_cached(server, make, tmp_path):
     assert cache_files(tmp_path) == []
     result = make(config(server, max_retries=0), cache=cache).chat(USER)
     assert result.text == "four it is"
+    cache.flush()
     (entry,) = cache_files(tmp_path)
     assert "four it is" in entry.read_text() and "injected fault" not in entry.read_text()
     assert make(config(server), cache=cache).chat(USER).cached is True
@@ -746,7 +752,9 @@ def test_errors_are_not_cached(server, make, tmp_path):
 
 def test_a_success_after_retries_stores_only_the_success(server, make, tmp_path):
     server.faults = Faults(fail_first=1)
-    make(config(server), cache=ResponseCache(tmp_path, "readwrite")).chat(USER)
+    cache = ResponseCache(tmp_path, "readwrite")
+    make(config(server), cache=cache).chat(USER)
+    cache.flush()
     (entry,) = cache_files(tmp_path)
     assert "injected fault" not in entry.read_text()
 
@@ -760,6 +768,7 @@ def test_cache_files_hold_no_credentials(server, make, tmp_path):
     make(azure, cache=cache).chat(USER)
     assert {h.get("authorization") or h.get("x-api-key") or h.get("api-key") for h in server.received_headers} \
         == {f"Bearer {KEY}", KEY}  # the key was sent every time...
+    cache.flush()
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 3  # ...and is in none of the entries
     for path in files:
@@ -947,6 +956,7 @@ def test_runtime_defaults_are_used_by_a_bare_client(server, make, tmp_path, defa
     assert server.received[-1]["model"] == "house-model"
     assert server.received_headers[-1]["authorization"] == f"Bearer {KEY}"
     assert first.cost == pytest.approx((5 * 1.0 + 3 * 2.0) / 1e6)
+    cache.flush()
     assert len(cache_files(tmp_path)) == 1
     second = caller.chat(USER)
     assert second.cached is True and server.requests == 1
@@ -959,17 +969,19 @@ def test_explicit_arguments_win_over_runtime_defaults(server, make, tmp_path, de
     own = ResponseCache(tmp_path / "own", "readwrite")
     result = make(config(server), cache=own, prices=PriceTable({"gpt-4o-mini": Price(10.0, 10.0)})).chat(USER)
     assert result.cost == pytest.approx(80 / 1e6)
+    own.flush()
     assert len(cache_files(tmp_path / "own")) == 1
     assert not (tmp_path / "default").exists()
 
 
 def test_defaults_set_after_the_client_is_built_still_apply(server, tmp_path, defaults_reset):
     client = ChatClient(config(server))  # built "at import time" of a user's app
-    defaults_reset(runtime.Defaults(cache=ResponseCache(tmp_path, "readwrite"),
-                                    prices=PriceTable({"gpt-4o-mini": Price(1.0, 1.0)})))
+    cache = ResponseCache(tmp_path, "readwrite")
+    defaults_reset(runtime.Defaults(cache=cache, prices=PriceTable({"gpt-4o-mini": Price(1.0, 1.0)})))
     try:
         result = client.chat(USER)
     finally:
         client.close()
     assert result.cost == pytest.approx(8 / 1e6)
+    cache.flush()
     assert len(cache_files(tmp_path)) == 1

@@ -98,6 +98,16 @@ def test_replay_from_the_cache_makes_no_requests_and_gives_the_same_scores(pytes
             assert b[name]["properties"]["llm_eval.app.cached_calls"] == "1"
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_a_recording_that_cannot_be_written_fails_the_run_and_says_which(pytester, project, server, xdist):
+    project(3)
+    (pytester.path / "recordings").write_text("a file where the cache folder should be")
+    result = pytester.runpytest("--llm-eval", "--llm-eval-cache", "write", "-o", "llm_eval_cache_dir=recordings", *xdist)
+    result.assert_outcomes(passed=4)  # the calls and the gate were fine...
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # ...but the recordings are not saved
+    result.stdout.fnmatch_lines(["llm-eval: error: a recording was not saved: *recordings*: cannot write cache entry: *"])
+
+
 def test_strict_replay_with_an_empty_cache_fails_cases_clearly(pytester, project, server):
     project(3)
     result = pytester.runpytest("--llm-eval", "--llm-eval-cache", "strict", "-rE")

@@ -42,6 +42,8 @@ from .options import Settings
 from .progress import LiveProgress, ScoreWords, progress_wanted
 from .rounds import WORKEROUTPUT_KEY, AutoRounds
 
+RECORDING_ERROR_KEY = "llm_eval_recording_error"  # workeroutput: a cache entry the worker could not write
+
 __all__ = ["EvalSession"]
 
 RECORDER_KEY = pytest.StashKey[EvalRecorder]()
@@ -116,6 +118,7 @@ class EvalSession:
         set_default_registry(self.prompt_registry)
         self._git: dict[str, str] | None = None
         self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
+        self.recording_error: str | None = None  # a cache entry the writer thread could not write
         self._previous_report: tuple[Path | None, str | None] = (None, None)
         self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display, html=settings.html)
         if not self.is_worker:
@@ -505,10 +508,13 @@ class EvalSession:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """xdist controller: a worker's further rounds of repeats="auto" suites; a crashed
-        worker's exit reason, for the case blamed in pytest_handlecrashitem."""
+        worker's exit reason, for the case blamed in pytest_handlecrashitem; a recording
+        the worker could not write."""
         if error:
             self._node_errors[node.gateway.id] = str(error).strip()
-        for data in self.rounds.receive(getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)):
+        workeroutput = getattr(node, "workeroutput", {})
+        self.recording_error = self.recording_error or workeroutput.get(RECORDING_ERROR_KEY)
+        for data in self.rounds.receive(workeroutput.get(WORKEROUTPUT_KEY)):
             self.run.add(CaseResult.from_dict(data, suite=self._spec(data["suite"])))
 
     def _close_runners(self) -> None:
@@ -519,6 +525,7 @@ class EvalSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Replace the in-progress report with the finished one, complete only if every
         phase ran to its end."""
+        self._save_recordings(session)
         if self.is_worker or (self.settings.report is None and self.settings.markdown is None and self.settings.html is None
                                and self.history is None):
             return
@@ -536,6 +543,25 @@ class EvalSession:
             self.progress.finished = False
             self.progress.write_final(self._final_report(session))
             session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _save_recordings(self, session: pytest.Session) -> None:
+        """Every recorded response on disk before the run ends (the cache's writer thread
+        stopped). A recording that could not be written fails the run, named in the
+        summary; an xdist worker hands it to the controller (``pytest_testnodedown``)."""
+        cache = runtime.defaults().cache
+        if cache is not None:
+            from ..errors import CacheError
+
+            try:
+                cache.close()
+            except CacheError as exc:
+                self.recording_error = self.recording_error or redact(str(exc))
+        if self.recording_error is None:
+            return
+        if self.is_worker:
+            self.config.workeroutput[RECORDING_ERROR_KEY] = self.recording_error  # type: ignore[attr-defined]
+        elif session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _document(self) -> dict[str, Any]:
         """The report document of the run as it stands (for pytest-html's summary)."""
@@ -569,6 +595,8 @@ class EvalSession:
         return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.recording_error is not None:
+            terminalreporter.write_line(f"llm-eval: error: a recording was not saved: {self.recording_error}", red=True)
         if self.settings.shard is not None and self.incomplete is None:
             index, count = self.settings.shard
             terminalreporter.write_sep("=", f"llm-eval: shard {index}/{count}", bold=True)

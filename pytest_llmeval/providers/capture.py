@@ -187,11 +187,7 @@ def _patch(module: Any) -> None:
             raise
         if kwargs.get("stream"):
             response.stream = tee_async(response.stream, call, response)
-        elif call.writes():  # a cache file write: off the event loop
-            import anyio.to_thread
-
-            await anyio.to_thread.run_sync(call.answered, response, response.content)
-        else:
+        else:  # a recording is written by the cache's writer thread, not on the event loop
             call.answered(response, response.content)
         return response
 
@@ -302,10 +298,6 @@ class _Call:
             return None
         request, body, _ = capture_variant.apply(request, module, api, body)  # an A/B variant's model/endpoint
         return cls(request, module, api, body)
-
-    def writes(self) -> bool:
-        cache = runtime.defaults().cache
-        return cache is not None and cache.writes_enabled
 
     def describe(self) -> str:
         stream = ", stream" if self.stream else ""

@@ -130,15 +130,7 @@ class _Sleep:
     seconds: float  # a rate-limit slot or a backoff; answered with None
 
 
-@dataclass(frozen=True)
-class _Store:
-    cache: ResponseCache  # write one entry (atomic file write); answered with None
-    key: str
-    request: dict[str, Any]
-    entry: Any
-
-
-_Action = _Send | _Sleep | _Store
+_Action = _Send | _Sleep
 
 
 class _Core:
@@ -180,10 +172,11 @@ class _Core:
     def _steps(self, http: httpx.Client | httpx.AsyncClient, messages: Sequence[Message], model: str | None,
                params: Mapping[str, Any], cache_key_extra: Mapping[str, Any] | None) -> Generator[_Action, Any, ChatResult]:
         """One chat call as a sans-IO generator: it yields what to do (:class:`_Send`,
-        :class:`_Sleep`, :class:`_Store`), is sent the outcome, and returns the
+        :class:`_Sleep`), is sent the outcome, and returns the
         :class:`ChatResult` or raises the final :class:`~pytest_llmeval.errors.ProviderError`.
         Replay, rate limit, retries and ``Retry-After``, typed errors, accounting and cache
-        writes live here; a client's ``chat`` only performs the actions, blocking or awaiting.
+        writes (handed to the cache's writer thread) live here; a client's ``chat`` only
+        performs the actions, blocking or awaiting.
         ``http`` only builds requests (``build_request`` is synchronous in both clients)."""
         call = self._prepare(messages, model, params, cache_key_extra)
         replayed = self._replay(call)
@@ -207,7 +200,7 @@ class _Core:
                 except ResponseParseError as exc:
                     raise self._give_up(call, exc, retry_kinds, (time.perf_counter() - started) * 1000) from None
                 if entry is not None:
-                    yield _Store(self.cache, call.key, call.request, entry)  # type: ignore[arg-type]
+                    self.cache.store(call.key, call.request, entry)  # type: ignore[union-attr]
                 return result
             else:
                 error = self._http_error(call, outcome)
@@ -421,8 +414,6 @@ class ChatClient(_Core):
     def _perform(self, action: _Action) -> httpx.Response | httpx.TransportError | None:
         if isinstance(action, _Sleep):
             time.sleep(action.seconds)
-        elif isinstance(action, _Store):
-            action.cache.store(action.key, action.request, action.entry)
         else:
             try:
                 with own_call():
@@ -455,7 +446,8 @@ class AsyncChatClient(_Core):
 
     async def chat(self, messages: Sequence[Message], *, model: str | None = None,
                    cache_key_extra: Mapping[str, Any] | None = None, **params: Any) -> ChatResult:
-        """As :meth:`ChatClient.chat`; cache entries are written in a worker thread."""
+        """As :meth:`ChatClient.chat`; cache entries are written by the cache's writer
+        thread, never on the event loop."""
         steps = self._steps(self._pools.builder, messages, model, params, cache_key_extra)
         try:
             action = next(steps)
@@ -467,8 +459,6 @@ class AsyncChatClient(_Core):
     async def _perform(self, action: _Action) -> httpx.Response | httpx.TransportError | None:
         if isinstance(action, _Sleep):
             await asyncio.sleep(action.seconds)
-        elif isinstance(action, _Store):  # a file write: off the event loop
-            await asyncio.to_thread(action.cache.store, action.key, action.request, action.entry)
         else:
             try:
                 with own_call():
