@@ -140,6 +140,33 @@ def test_eval(llm_case, llm_eval):
 """
 
 
+def test_redaction_while_another_thread_changes_the_environment(monkeypatch):
+    # pytest sets and removes PYTEST_CURRENT_TEST in its own thread while the app's calls
+    # are redacted in theirs: a variable removed mid-read must not fail a call.
+    import sys
+    import threading
+
+    monkeypatch.setenv("TOGGLE_API_KEY", "sk-toggled-0000")
+    stop = threading.Event()
+
+    def toggle() -> None:
+        while not stop.is_set():
+            os.environ["PYTEST_TOGGLED"] = "x"
+            os.environ.pop("PYTEST_TOGGLED", None)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    thread = threading.Thread(target=toggle)
+    thread.start()
+    try:
+        for _ in range(20000):
+            assert redact("key sk-toggled-0000") == "key [REDACTED]"
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+
+
 def test_a_judge_that_echoes_the_key_leaks_it_nowhere(pytester, write_jsonl, server, monkeypatch):
     key = "sk-echoed-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", key)

@@ -65,7 +65,11 @@ def _secret_variables(names: frozenset[str]) -> tuple[tuple[Any, Any], ...]:
         environ: Any = os.environb
     else:
         wanted, suffixes, environ = names, _SUFFIXES, os.environ
-    return tuple((name, value) for name, value in environ.items() if name in wanted or name.upper().endswith(suffixes))
+    # Names first (os.environ lists its keys at once), then each wanted value with .get():
+    # another thread (pytest, with PYTEST_CURRENT_TEST) may remove a variable meanwhile,
+    # which made environ.items() raise KeyError inside an app's call.
+    found = ((name, environ.get(name)) for name in environ if name in wanted or name.upper().endswith(suffixes))
+    return tuple((name, value) for name, value in found if value is not None)
 
 
 def _secrets() -> list[str]:
