@@ -47,6 +47,8 @@ _HEADER = re.compile(
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+# A word each of the two patterns above needs: most texts have none and skip both.
+_CREDENTIAL_WORD = re.compile(r"(?i)authorization|api-key|bearer")
 
 
 def register_key_env(name: str | None) -> None:
@@ -102,6 +104,8 @@ def _redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MARK)
+    if _CREDENTIAL_WORD.search(text) is None:
+        return text
     text = _HEADER.sub(lambda m: f"{m['name']}{m['sep']}{MARK}" if m["value"] != MARK else m[0], text)
     return _BEARER.sub(lambda m: f"{m[1]} {MARK}", text)
 
