@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import pkgutil
+import sys
 
 import httpcore  # noqa: F401  (httpx imports it lazily and maps its exceptions by class: keep one copy, see below)
 import httpx  # noqa: F401
@@ -13,6 +14,15 @@ import pytest
 import scipy.stats  # noqa: F401
 
 import pytest_llmeval
+
+# Many CI images (and these machines) set PYTHONDONTWRITEBYTECODE=1. Then no process keeps the
+# modules pytest rewrites for assertions (every module of every installed pytest plugin's
+# package: anyio, hypothesis, xdist, ... about 370 in a run), and each pytest process the
+# tests start (subprocess runs, xdist workers, the CLI) rebuilds them: measured 1.5-1.9 s of
+# start-up per process without the cache, 0.2 s with it. The suite's own processes may keep
+# them (in __pycache__ folders, ignored by git); what the user's own runs do is unchanged.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # In-process pytester runs restore sys.modules afterwards, dropping modules first imported
 # inside them. numpy cannot be imported twice in one process, and a plugin module
