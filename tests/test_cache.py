@@ -126,27 +126,19 @@ def test_which_modes_store(tmp_path, mode, writes):
     assert cache.writes_enabled is writes
 
 
-def test_write_mode_rerecords(tmp_path):
+@pytest.mark.parametrize(("flush_between", "writes"), [(True, 2), (False, 1)], ids=["written-between", "both-waiting"])
+def test_write_mode_rerecords(tmp_path, flush_between, writes):
+    # Stored twice before the writer ran, a key is written once, with the later entry.
     key = cache_key(REQUEST)
     cache = ResponseCache(tmp_path, "write")
     cache.store(key, REQUEST, RESPONSE)
-    cache.flush()
+    if flush_between:
+        cache.flush()
     new = {"choices": [{"message": {"role": "assistant", "content": "new"}}]}
     cache.store(key, REQUEST, new)
     cache.flush()
     assert ResponseCache(tmp_path, "read").lookup(key) == new
-    assert cache.writes == 2
-
-
-def test_a_key_stored_twice_before_the_writer_ran_is_written_once_with_the_last_entry(tmp_path):
-    key = cache_key(REQUEST)
-    cache = ResponseCache(tmp_path, "write")
-    cache.store(key, REQUEST, RESPONSE)
-    new = {"choices": [{"message": {"role": "assistant", "content": "new"}}]}
-    cache.store(key, REQUEST, new)
-    cache.flush()
-    assert ResponseCache(tmp_path, "read").lookup(key) == new
-    assert cache.writes == 1
+    assert cache.writes == writes
 
 
 def test_store_returns_before_the_write_and_flush_waits_for_it(tmp_path):
