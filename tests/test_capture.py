@@ -40,6 +40,11 @@ def captured():
 
 
 def use_cache(path, mode: str) -> ResponseCache:
+    """A cache as the run's default. The previous default is closed first (its recordings
+    written), as a session closes its cache at its end."""
+    previous = runtime.defaults().cache
+    if previous is not None:
+        previous.close()
     cache = ResponseCache(path, mode)
     runtime.set_defaults(runtime.Defaults(cache=cache))
     return cache
