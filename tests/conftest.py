@@ -50,6 +50,8 @@ pytest_plugins = ["pytester", "postgres_server"]
 REPORT_NAME = ".llm-eval-report.json"
 # (word a test's arguments name to keep the plugin, the plugin's name): off in inner runs otherwise
 UNNAMED_PLUGINS_OFF = (("randomly", "randomly"), ("hypothesis", "hypothesispytest"), ("langsmith", "langsmith_plugin"))
+# The same for a test's own `python -m pytest` subprocesses.
+PLUGINS_OFF = tuple(arg for _, plugin in UNNAMED_PLUGINS_OFF for arg in ("-p", f"no:{plugin}"))
 
 
 @pytest.fixture
