@@ -34,11 +34,13 @@ def test_tests_marked_slow_are_left_out_of_the_readme_run_and_run_by_a_ci_step()
     step = 'run "slow tests" .venv/bin/python -m pytest -p no:cacheprovider -q -m slow\n'
     assert script.index('bash -c "${readme_commands[1]}"') < script.index(step)
     # The default run (the README's) deselects them; the step's -m slow selects exactly them.
-    collected = {}
-    for extra in ([], ["-m", "slow"]):
-        done = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:randomly", *extra, "tests/test_ci_recipes.py"],
-                              cwd=REPO, capture_output=True, text=True)
-        collected[bool(extra)] = {line for line in done.stdout.splitlines() if "::" in line}
+    # Both collections in one fresh process (the suite's conftest takes seconds to import).
+    collect = ("import pytest\n"
+               "for extra in ([], ['-m', 'slow']):\n"
+               "    print('COLLECTION', extra, flush=True)\n"
+               "    pytest.main(['--co', '-q', '-p', 'no:randomly', '-p', 'no:cacheprovider', *extra, 'tests/test_ci_recipes.py'])\n")
+    done = subprocess.run([sys.executable, "-c", collect], cwd=REPO, capture_output=True, text=True)
+    default, selected = ({line for line in part.splitlines() if "::" in line} for part in done.stdout.split("COLLECTION")[1:])
     slow = "tests/test_ci_recipes.py::test_every_script_line_runs_against_the_example_project"
-    assert slow in collected[True] and slow not in collected[False]
-    assert collected[False] and collected[False].isdisjoint(collected[True])
+    assert slow in selected and slow not in default, done.stdout + done.stderr
+    assert default and default.isdisjoint(selected)
