@@ -34,10 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKER = re.compile(r"^\s*<!-- (example|file): (\S+) -->$")
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
-# Plugins a developer may have installed that would change what pytest prints.
+# Plugins a developer may have installed that would change what pytest prints, and
+# hypothesis' (it prints nothing here, but importing it costs each run's process 1.5-3 s).
 SHOWN_ROOT = "/tmp/docs"  # what the docs show for the throwaway projects' folder
 QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:langsmith_plugin", "-p", "no:rerunfailures",
-                 "-p", "no:pytest_cov", "-p", "no:asyncio")  # pytest-asyncio warns in projects without its ini key
+                 "-p", "no:pytest_cov", "-p", "no:asyncio",  # pytest-asyncio warns in projects without its ini key
+                 "-p", "no:hypothesispytest")
 
 
 @dataclass(frozen=True)
