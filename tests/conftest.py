@@ -98,6 +98,15 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
+@pytest.fixture(scope="session")
+def seeded_docs(tmp_path_factory):
+    """The history acceptance scenario's 30 daily reports and each day's mean
+    (history_docs.seeded_month), built once per session for the history tests that read them."""
+    from history_docs import seeded_month
+
+    return seeded_month(tmp_path_factory.mktemp("baselines"))
+
+
 @pytest.fixture
 def write_jsonl(pytester: pytest.Pytester):
     """Write rows as a JSONL dataset in the pytester project; returns its path."""

@@ -787,23 +787,15 @@ def _cli(folder: Path, main: Callable[[list[str]], int], *args: str) -> str:
 @recipe("production-history")
 def _production_history(runs: Runs) -> str:
     """The history acceptance scenario (a 6% drop from day 20, a latency spike on day 28), abridged."""
-    import random
-    from datetime import timedelta
-
     import test_history_trends as trends
-    from history_docs import judged_report
+    from history_docs import seeded_month
     from pytest_llmeval.cli import main
     from pytest_llmeval.monitoring.history import HistoryStore, history_url
 
     folder = runs.root / "production-history"
     folder.mkdir(exist_ok=True)
-    judged_report(folder / "b", trends.DAY1 - timedelta(days=1), trends.BASELINE_PASSES, n=trends.N, update=True)
-    rng = random.Random(20)
     with HistoryStore(history_url("", folder)) as store:
-        for k in range(30):
-            passes = (trends.DROPPED_PASSES if k >= 19 else trends.BASELINE_PASSES) + rng.randint(-2, 2)
-            store.record(judged_report(folder / "b", trends.DAY1 + timedelta(days=k), passes, n=trends.N,
-                                       latency_ms=900.0 if k != 27 else 3400.0))
+        seeded_month(folder / "b", store)
     (folder / "llmops-config.yaml").write_text("monitoring:\n  quality_alert_threshold: -0.05\n  latency_p95_alert_ms: 3000\n")
     out = _cli(folder, main, "history", "--since", "12d", "--now", trends.NOW, "--config", "llmops-config.yaml")
     lines = out.splitlines()
