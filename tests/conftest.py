@@ -58,26 +58,39 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 pytest_plugins = ["pytester", "postgres_server"]
 
 REPORT_NAME = ".llm-eval-report.json"
+# (word a test's arguments name to keep the plugin, the plugin's name): off in inner runs otherwise
+UNNAMED_PLUGINS_OFF = (("randomly", "randomly"), ("hypothesis", "hypothesispytest"), ("langsmith", "langsmith_plugin"))
+# The same for a test's own `python -m pytest` subprocesses.
+PLUGINS_OFF = tuple(arg for _, plugin in UNNAMED_PLUGINS_OFF for arg in ("-p", f"no:{plugin}"))
 
 
 @pytest.fixture
 def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """pytester whose in-process runs also write the JSON report and check it against the
-    schema: the report of every scenario in this suite must validate. Inner runs keep the
-    files' order (pytest-randomly, in [dev], is off there) unless a test names randomly in
-    its arguments, as tests/test_other_plugins.py does to run evals under it, and set
-    pytest-asyncio's fixture loop scope (its default, said explicitly, so that every inner
-    run does not warn that it is unset) unless a test passes its own asyncio settings."""
+    schema: the report of every scenario in this suite must validate. Inner runs, in-process
+    and subprocess alike, keep the files' order (pytest-randomly, in [dev], is off there)
+    unless a test names randomly in its arguments, as tests/test_other_plugins.py does to
+    run evals under it; likewise they leave out the pytest plugins of hypothesis and
+    langsmith (in the venv through [dev] and langchain; tests/test_other_plugins.py runs
+    evals with each): importing them costs a fresh process about 3 s of CPU, and every
+    subprocess run and xdist worker is one. They set pytest-asyncio's fixture loop scope
+    (its default, said explicitly, so that every inner run does not warn that it is unset)
+    unless a test passes its own asyncio settings."""
     from pytest_llmeval.reporting.report import validate
 
-    run_in_order = pytester.runpytest
-
-    def run(*args, **kwargs):
-        if not any("randomly" in str(arg) for arg in args):
-            args = ("-p", "no:randomly", *args)
+    def quiet(args):
+        for name, plugin in UNNAMED_PLUGINS_OFF:
+            if not any(name in str(arg) for arg in args):
+                args = ("-p", f"no:{plugin}", *args)
         if not any("asyncio" in str(arg) for arg in args):
             args = ("-o", "asyncio_default_fixture_loop_scope=function", *args)
-        return run_in_order(*args, **kwargs)
+        return args
+
+    run_in_order = pytester.runpytest
+    run_subprocess = pytester.runpytest_subprocess
+
+    def run(*args, **kwargs):
+        return run_in_order(*quiet(args), **kwargs)
 
     def run_and_validate(*args, **kwargs):
         if "no:llmeval" in args or any(str(arg).startswith("--llm-eval-report") for arg in args):
@@ -91,7 +104,17 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
         return result
 
     pytester.runpytest = run_and_validate  # type: ignore[method-assign]
+    pytester.runpytest_subprocess = lambda *args, **kwargs: run_subprocess(*quiet(args), **kwargs)  # type: ignore[method-assign]
     return pytester
+
+
+@pytest.fixture(scope="session")
+def seeded_docs(tmp_path_factory):
+    """The history acceptance scenario's 30 daily reports and each day's mean
+    (history_docs.seeded_month), built once per session for the history tests that read them."""
+    from history_docs import seeded_month
+
+    return seeded_month(tmp_path_factory.mktemp("baselines"))
 
 
 @pytest.fixture

@@ -34,10 +34,12 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 MARKER = re.compile(r"^\s*<!-- (example|file): (\S+) -->$")
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
-# Plugins a developer may have installed that would change what pytest prints.
+# Plugins a developer may have installed that would change what pytest prints, and
+# hypothesis' (it prints nothing here, but importing it costs each run's process 1.5-3 s).
 SHOWN_ROOT = "/tmp/docs"  # what the docs show for the throwaway projects' folder
 QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:langsmith_plugin", "-p", "no:rerunfailures",
-                 "-p", "no:pytest_cov", "-p", "no:asyncio")  # pytest-asyncio warns in projects without its ini key
+                 "-p", "no:pytest_cov", "-p", "no:asyncio",  # pytest-asyncio warns in projects without its ini key
+                 "-p", "no:hypothesispytest")
 
 
 @dataclass(frozen=True)
@@ -785,23 +787,15 @@ def _cli(folder: Path, main: Callable[[list[str]], int], *args: str) -> str:
 @recipe("production-history")
 def _production_history(runs: Runs) -> str:
     """The history acceptance scenario (a 6% drop from day 20, a latency spike on day 28), abridged."""
-    import random
-    from datetime import timedelta
-
     import test_history_trends as trends
-    from history_docs import judged_report
+    from history_docs import seeded_month
     from pytest_llmeval.cli import main
     from pytest_llmeval.monitoring.history import HistoryStore, history_url
 
     folder = runs.root / "production-history"
     folder.mkdir(exist_ok=True)
-    judged_report(folder / "b", trends.DAY1 - timedelta(days=1), trends.BASELINE_PASSES, n=trends.N, update=True)
-    rng = random.Random(20)
     with HistoryStore(history_url("", folder)) as store:
-        for k in range(30):
-            passes = (trends.DROPPED_PASSES if k >= 19 else trends.BASELINE_PASSES) + rng.randint(-2, 2)
-            store.record(judged_report(folder / "b", trends.DAY1 + timedelta(days=k), passes, n=trends.N,
-                                       latency_ms=900.0 if k != 27 else 3400.0))
+        seeded_month(folder / "b", store)
     (folder / "llmops-config.yaml").write_text("monitoring:\n  quality_alert_threshold: -0.05\n  latency_p95_alert_ms: 3000\n")
     out = _cli(folder, main, "history", "--since", "12d", "--now", trends.NOW, "--config", "llmops-config.yaml")
     lines = out.splitlines()

@@ -179,7 +179,7 @@ def run(pytester, monkeypatch, *args, drop=0, flaky=False):
         monkeypatch.setenv("FLAKY", "1")
     else:
         monkeypatch.delenv("FLAKY", raising=False)
-    result = pytester.runpytest_subprocess(*args, "--llm-eval-report=r.json", "-p", "no:cacheprovider")
+    result = pytester.runpytest(*args, "--llm-eval-report=r.json", "-p", "no:cacheprovider")
     report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
     (suite,) = report["suites"]
     return result, suite

@@ -7,6 +7,9 @@ stage order, with the CI variables the job would see. A line that is not run is 
 ``NOT_RUN`` with the reason, and an entry there that matches no line fails: nothing is
 skipped silently. The two recipes run the same commands (the same argv once the variables
 are expanded), so each distinct command runs once and both recipes are checked against it.
+
+That run takes minutes, so it is marked ``slow``: the default test run leaves it out and
+``.ci/run`` runs it in a step of its own (``pytest -m slow``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import PLUGINS_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example_project"
@@ -123,6 +127,7 @@ def _globbed(argv: list[str], cwd: Path) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # about 2 minutes of CPU: .ci/run runs it in its slow-tests step
 def test_every_script_line_runs_against_the_example_project(docs, tmp_path):
     project = tmp_path / "repo"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
@@ -130,7 +135,9 @@ def test_every_script_line_runs_against_the_example_project(docs, tmp_path):
     base_env = {k: v for k, v in os.environ.items()
                 if not k.startswith(("LLM_EVAL_", "OPENAI_", "ANTHROPIC_", "PYTEST_", "CI", "GITHUB_", "GITLAB_"))}
     base_env.update({"PATH": f"{BIN}{os.pathsep}{base_env.get('PATH', '')}", "RAGAS_DO_NOT_TRACK": "true",
-                     "LLM_EVAL_HISTORY_URL": history, "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md")})
+                     "LLM_EVAL_HISTORY_URL": history, "GITHUB_STEP_SUMMARY": str(tmp_path / "step-summary.md"),
+                     # pytest plugins of this venv's [dev] that the recipes' install line does not install
+                     "PYTEST_ADDOPTS": " ".join(PLUGINS_OFF)})
     gitlab, github = docs
     done: dict[tuple[str, ...], int] = {}
     skipped: dict[str, list[str]] = {}

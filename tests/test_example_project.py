@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PLUGINS_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "example_project"
@@ -33,7 +34,7 @@ def example(tmp_path):
 def run(folder: Path, *args: str, **env: str) -> tuple[int, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_EVAL_", "OPENAI_", "ANTHROPIC_", "SUPPORT_BOT_",
                                                                         "PYTEST_"))}
-    done = subprocess.run([str(BIN / "pytest"), "-p", "no:cacheprovider", "-p", "no:randomly", *args], cwd=folder,
+    done = subprocess.run([str(BIN / "pytest"), "-p", "no:cacheprovider", *PLUGINS_OFF, *args], cwd=folder,
                           env={**clean, "RAGAS_DO_NOT_TRACK": "true", **env}, capture_output=True, text=True, timeout=900)
     return done.returncode, done.stdout + done.stderr
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import PLUGINS_OFF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -255,7 +256,7 @@ def report_doc(tmp_path_factory) -> dict:
         " thresholds={'contains': 0.5})\n"
         "def test_support(llm_case, llm_eval):\n    pass\n")
     for args in (["--llm-eval-update"], ["--llm-eval", "--llm-eval-report=r.json"]):
-        subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", *args], cwd=root,
+        subprocess.run([sys.executable, "-m", "pytest", *PLUGINS_OFF, "-p", "no:cacheprovider", "-p", "no:xdist", *args], cwd=root,
                        check=True, capture_output=True)
     return json.loads((root / "r.json").read_text())
 

@@ -11,7 +11,7 @@ from history_docs import judged_report
 from test_html_browser import browser, screenshot_dir  # noqa: F401 (the module-scoped Chromium fixture)
 from test_html_variants import open_page
 from test_remote_datasets import PROJECT
-from test_history_trends import DAY1, NOW, _expected_alert_days, _seed, seeded_docs  # noqa: F401 (fixture)
+from test_history_trends import DAY1, NOW, _expected_alert_days, _seed
 
 from pytest_llmeval.cli import main
 from pytest_llmeval.monitoring.history import HistoryStore, history_url

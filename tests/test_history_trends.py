@@ -5,19 +5,14 @@ on SQLite and PostgreSQL (acceptance: a planted 6% drop alerts from the first da
 from __future__ import annotations
 
 import json
-import random
 from datetime import date, timedelta
 
 import pytest
 
-from history_docs import SUITE, judged_report
+from history_docs import DAY1, SUITE, judged_report
 from pytest_llmeval.cli import main
 from pytest_llmeval.monitoring.history import HistoryStore, history_url
 
-N = 1000
-BASELINE_PASSES = 850  # baseline mean 0.85
-DROPPED_PASSES = 799  # 0.799 = 0.85 x 0.94: a 6% drop
-DAY1 = date(2026, 3, 1)
 NOW = "2026-03-31T00:00:00"
 
 
@@ -26,22 +21,6 @@ def db_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return history_url("history.sqlite", tmp_path)
     return request.getfixturevalue("postgres_database")
-
-
-@pytest.fixture(scope="module")
-def seeded_docs(tmp_path_factory):
-    """30 runs on 30 days: the pass rate jitters by +-0.2 points around 0.85, and from day
-    20 on it is 6% lower. Returns (day, doc) pairs and each day's mean."""
-    folder = tmp_path_factory.mktemp("baselines")
-    judged_report(folder, DAY1 - timedelta(days=1), BASELINE_PASSES, n=N, update=True)
-    rng = random.Random(20)
-    docs, means = [], {}
-    for k in range(30):
-        day = DAY1 + timedelta(days=k)
-        passes = (DROPPED_PASSES if k >= 19 else BASELINE_PASSES) + rng.randint(-2, 2)
-        docs.append(judged_report(folder, day, passes, n=N, latency_ms=900.0 if k != 27 else 3400.0))
-        means[day] = passes / N
-    return docs, means
 
 
 def _expected_alert_days(means: dict, baseline: float, threshold: float) -> list[date]:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PLUGINS_OFF
 
 from pytest_llmeval.reporting.progress import PAUSE_ENV
 from pytest_llmeval.reporting.report import validate
@@ -42,7 +43,7 @@ ARGS = ["--llm-eval-update", "--llm-eval-report=r.json", "--llm-eval-markdown=su
 
 
 def _pytest(cwd: Path, *args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pytest", *args], cwd=cwd, env={**os.environ, **(env or {})},
+    return subprocess.Popen([sys.executable, "-m", "pytest", *PLUGINS_OFF, *args], cwd=cwd, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
 
 

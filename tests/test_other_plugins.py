@@ -5,6 +5,8 @@ ran is accounted exactly once, with its final outcome, whatever they do.
   the attempt count is visible per case.
 - anyio's plugin: ``@pytest.mark.anyio`` on an eval test composes with its cases.
 - pytest-randomly and pytest-cov: reordering and coverage change nothing.
+- hypothesis' and langsmith's plugins (installed with [dev]; the other tests' inner runs
+  leave them out, tests/conftest.py): loaded, they change nothing either.
 """
 
 from __future__ import annotations
@@ -105,8 +107,9 @@ def test_anyio_with_two_backends_is_a_clear_error(pytester, write_jsonl):
 
 @pytest.mark.parametrize("xdist", XDIST)
 @pytest.mark.parametrize("others", [["-p", "randomly", "-p", "randomly", "--randomly-seed=7"], ["--cov", "--cov-report="],
-                                    ["--reruns", "1"], ["-p", "anyio"], ["-p", "asyncio", "--asyncio-mode=auto"]],
-                         ids=["randomly", "cov", "rerunfailures", "anyio", "asyncio-auto"])
+                                    ["--reruns", "1"], ["-p", "anyio"], ["-p", "asyncio", "--asyncio-mode=auto"],
+                                    ["-p", "hypothesispytest", "-p", "langsmith_plugin"]],
+                         ids=["randomly", "cov", "rerunfailures", "anyio", "asyncio-auto", "hypothesis-langsmith"])
 def test_each_case_is_counted_once_with_each_plugin(pytester, write_jsonl, xdist, others):
     """The general rule: as many case results in the report as distinct case items that
     ran, each with its final outcome (here q3 errors and q5 fails its assert)."""

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import PLUGINS_OFF
 
 from pytest_llmeval.cli import main as llm_eval_main
 from pytest_llmeval.reporting.report import ReportError, validate
@@ -101,7 +102,7 @@ def test_a_killed_run_leaves_no_report_claiming_completeness(pytester, project, 
         def test_support(llm_case, llm_eval):
             pass
     """)
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--llm-eval", "--llm-eval-report=r.json", "-p", "no:xdist"],
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *PLUGINS_OFF, "--llm-eval", "--llm-eval-report=r.json", "-p", "no:xdist"],
                             cwd=pytester.path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PLUGINS_OFF
 
 from pytest_llmeval.cli import main as llm_eval_main
 from pytest_llmeval.errors import BaselineError
@@ -89,14 +90,14 @@ def test_two_concurrent_partial_updates_both_keep_their_cases(project):
     assert set(_scores(project.path / BASELINE).values()) == {1.0}
     flag = project.path / "a-paused.flag"
     env = {**os.environ, "WRONG": "0,1,2,3,4,5", PAUSE_ENV: f"baseline write:{flag}"}
-    a = subprocess.Popen([sys.executable, "-m", "pytest", "--llm-eval-update", "-k", "c0 or c1 or c2", "-p", "no:cacheprovider"],
+    a = subprocess.Popen([sys.executable, "-m", "pytest", *PLUGINS_OFF, "--llm-eval-update", "-k", "c0 or c1 or c2", "-p", "no:cacheprovider"],
                          cwd=project.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while not flag.exists():
             assert a.poll() is None and time.monotonic() < deadline, a.communicate()[0].decode()
             time.sleep(0.05)
-        b = subprocess.run([sys.executable, "-m", "pytest", "--llm-eval-update", "-k", "c3 or c4", "-p", "no:cacheprovider"],
+        b = subprocess.run([sys.executable, "-m", "pytest", *PLUGINS_OFF, "--llm-eval-update", "-k", "c3 or c4", "-p", "no:cacheprovider"],
                            cwd=project.path, env={**env, PAUSE_ENV: ""}, capture_output=True, timeout=120)
         assert b.returncode == 0, b.stdout.decode()
         assert _scores(project.path / BASELINE) == {"c0": 1.0, "c1": 1.0, "c2": 1.0, "c3": 0.0, "c4": 0.0, "c5": 1.0}
