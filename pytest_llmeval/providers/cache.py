@@ -40,8 +40,8 @@ the disk. Measured on a 2-core machine, 32 calls in flight: the file system call
 entry written in the calling thread cost each call its GIL hand-offs and made a recorded
 run 12-30% slower than a live one (``benchmarks/concurrency.py``, docs/providers.md).
 A lookup sees entries still waiting for the writer; :meth:`ResponseCache.flush` waits
-for them (the session calls it at its end; the writer thread also finishes its queue
-when the interpreter exits). A write that fails is raised as :class:`CacheError` by the
+for them (the session calls :meth:`ResponseCache.close` at its end; the writer thread
+also finishes its queue when the interpreter exits). A write that fails is raised as :class:`CacheError` by the
 next ``store`` or by ``flush``, once.
 
 Only successful responses are stored: the clients call :meth:`ResponseCache.store`
@@ -158,7 +158,7 @@ class ResponseCache:
         self._hits = 0
         self._misses = 0
         self._writes = 0
-        self._pending: dict[str, tuple[Path, str]] = {}  # key -> (file, entry text) not yet on disk
+        self._pending: dict[str, str] = {}  # key -> entry text handed to the writer, not yet on disk
         self._batch_due = False  # a batch is queued for the writer thread
         self._hurry = threading.Event()  # flush: write the batch now
         self._failure: CacheError | None = None  # the first failed write, not raised yet
@@ -214,7 +214,7 @@ class ResponseCache:
         from ..validation import read_text
 
         with self._lock:
-            text = self._pending.get(key, (None, None))[1]
+            text = self._pending.get(key)
         if text is None:
             text = read_text(path, "cache", _CorruptEntry, missing_ok=True)
         if text is None:
@@ -240,7 +240,7 @@ class ResponseCache:
         ``TypeError`` for a value that is not plain JSON, ``ValueError`` for credentials in
         ``request`` and :class:`CacheError` for an earlier write that failed.
         """
-        path = self.path_for(key)
+        self.path_for(key)  # a malformed key is refused in every mode
         if not self.writes_enabled:
             return
         _check_request(request)
@@ -252,7 +252,7 @@ class ResponseCache:
             raise TypeError(f"a cached response must be plain JSON: {exc}") from None
         self._raise_failure()
         with self._lock:
-            self._pending[key] = (path, text)
+            self._pending[key] = text
             start, self._batch_due = not self._batch_due, True
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="llm-eval-cache-writer")
@@ -291,8 +291,8 @@ class ResponseCache:
         with self._lock:
             batch, self._batch_due = list(self._pending.items()), False
             self._hurry.clear()
-        for key, (path, text) in batch:
-            self._write(key, path, text)
+        for key, text in batch:
+            self._write(key, self.path_for(key), text)
 
     def _write(self, key: str, path: Path, text: str) -> None:
         """The writer thread's part of :meth:`store`: the file, unless it already holds ``text``."""
@@ -310,7 +310,7 @@ class ResponseCache:
             self._count("_writes")
         finally:
             with self._lock:
-                if self._pending.get(key, (None, None))[1] is text:
+                if self._pending.get(key) is text:
                     del self._pending[key]
 
     def _raise_failure(self) -> None:
