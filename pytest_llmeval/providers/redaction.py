@@ -19,6 +19,7 @@ quote a provider's or a judge's answer. Standard library only.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -58,13 +59,20 @@ def register_key_env(name: str | None) -> None:
             _names.add(str(name))
 
 
+_SUFFIXES_BYTES = tuple(os.fsencode(suffix) for suffix in _SUFFIXES)
+
+
+@functools.lru_cache(maxsize=8)
+def _encoded(names: frozenset[str]) -> frozenset[bytes]:
+    """The registered names as os.environb spells them (encoded once per set of names)."""
+    return frozenset(os.fsencode(name) for name in names)
+
+
 def _secret_variables(names: frozenset[str]) -> tuple[tuple[Any, Any], ...]:
     """(name, value) of the environment variables that may hold a secret: a registered name
     or a name ending in API_KEY, _TOKEN or _SECRET (bytes on POSIX, str elsewhere)."""
     if os.supports_bytes_environ:
-        wanted = {os.fsencode(name) for name in names}
-        suffixes = tuple(os.fsencode(suffix) for suffix in _SUFFIXES)
-        environ: Any = os.environb
+        wanted, suffixes, environ = _encoded(names), _SUFFIXES_BYTES, os.environb
     else:
         wanted, suffixes, environ = names, _SUFFIXES, os.environ
     # Names first (os.environ lists its keys at once), then each wanted value with .get():
