@@ -330,8 +330,7 @@ def test_retry_after_is_honoured(server, make):
     result = caller.chat(USER)
     elapsed = time.perf_counter() - started
     assert result.retries == 1 and server.requests == 2
-    assert elapsed >= 0.2
-    assert elapsed < 1.5
+    assert 0.2 <= elapsed < 10  # the server's 0.2 s, not the 0.001 s backoff; loose above for loaded machines
 
 
 def test_retry_after_longer_than_backoff_max_fails_at_once(server, make):
@@ -341,7 +340,7 @@ def test_retry_after_longer_than_backoff_max_fails_at_once(server, make):
     started = time.perf_counter()
     with accounting.use_ledger(ledger), pytest.raises(RateLimitError) as info:
         caller.chat(USER)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 10  # not the server's 30 s
     assert [(r.error, r.retries) for r in ledger.records] == [("rate_limit", 0)]
     assert server.requests == 1
     assert info.value.status == 429 and info.value.kind == "rate_limit"
