@@ -285,6 +285,8 @@ def _add_monitoring_commands(commands: Any) -> None:
     shadow.add_argument("--sample", type=float, default=1.0, metavar="FRACTION",
                         help="score this share of the pairs, chosen by a hash of the request id (default 1)")
     shadow.add_argument("--max-pairs", type=int, metavar="N", help="score at most N pairs (the same N on every rerun)")
+    shadow.add_argument("--concurrency", type=int, metavar="N",
+                        help="pairs scored at once, for LLM judges (default: ini llm_eval_concurrency of --rootdir, else 16)")
     _add_price_options(shadow)
     shadow.add_argument("--format", choices=("text", "json"), default="text")
     shadow.add_argument("-o", "--output", type=Path, help="also write the JSON document here (for llm-eval-check --shadow)")
@@ -462,7 +464,7 @@ def _shadow(args: argparse.Namespace) -> int:
             scorers = _bound_scorers(args.scorer)
             pairs, left_out = load_pairs(args.logs, settings)
             doc = decide_cutover(pairs, scorers, settings, prices=prices, left_out=left_out,
-                                 logs=[str(p) for p in args.logs])
+                                 logs=[str(p) for p in args.logs], concurrency=_shadow_concurrency(args))
     except LLMEvalError as exc:
         print(f"llm-eval shadow: {exc}", file=sys.stderr)
         return 2
@@ -471,6 +473,24 @@ def _shadow(args: argparse.Namespace) -> int:
         write_atomic(args.output, text)
     sys.stdout.write(text if args.format == "json" else render_text(doc))
     return {"allow": 0, "block": 1, "insufficient": 3}[doc["decision"]]
+
+
+def _shadow_concurrency(args: argparse.Namespace) -> int:
+    """--concurrency, else the project's ini llm_eval_concurrency, else the plugin's default."""
+    from .glue.options import DEFAULT_CONCURRENCY
+
+    value: object = args.concurrency
+    where = "--concurrency"
+    if value is None:
+        where = f"{args.rootdir.resolve() / 'pyproject.toml'}: ini llm_eval_concurrency"
+        value = _ini_value(args.rootdir.resolve(), "llm_eval_concurrency") or DEFAULT_CONCURRENCY
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{where} must be a positive int, got {value!r}")
+    return number
 
 
 def _cost(args: argparse.Namespace) -> int:

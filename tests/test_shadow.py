@@ -203,3 +203,93 @@ def test_judge_scorers_grade_both_outputs_with_the_project_s_judge(tmp_path, cap
     (metric,) = b["metrics"]
     assert (metric["blue_mean"], metric["green_mean"]) == (1.0, pytest.approx((28 + 12 * 0.25) / 40))
     assert len(received) == 160 and {r["model"] for r in received} == {"judge-mini"}
+
+
+def _judged_pairs(tmp_path, pairs: int):
+    """``pairs`` requests answered alike by blue and green, and a project whose judge is
+    gpt-4o-mini (priced by the built-in table)."""
+    records = []
+    for k in range(pairs):
+        base = {"request_id": f"r{k}", "inputs": {"question": f"capital? ({k})"}, "expected": "Paris"}
+        records += [{**base, "variant": "blue", "output": "Paris."}, {**base, "variant": "green", "output": "Paris!"}]
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\nllm_eval_judge_model = "gpt-4o-mini"\n')
+    return _write(tmp_path / "shadow.jsonl", records)
+
+
+def _fixed_usage(usage):
+    def reshape(request, payload):
+        if usage is None:
+            return {k: v for k, v in payload.items() if k != "usage"}
+        return {**payload, "usage": usage}
+    return reshape
+
+
+def test_judging_spend_is_reported_apart_from_the_window_cost(tmp_path, capsys, monkeypatch):
+    """20 pairs, one judge scorer: 40 judge calls of 100 input and 10 output tokens each,
+    scored 4 pairs at a time. At gpt-4o-mini's $0.15 / $0.60 per million tokens that is
+    40 * (100 * 0.15 + 10 * 0.60) / 1e6 = $0.00084, which is not green's traffic."""
+    log = _judged_pairs(tmp_path, 20)
+    usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
+    server = LoopbackLLMServer(judge_answer, latency=0.05, reshape=_fixed_usage(usage)).start()
+    try:
+        monkeypatch.setenv("LLM_EVAL_JUDGE_BASE_URL", server.base_url)
+        out = tmp_path / "shadow.json"
+        main(["shadow", str(log), "--scorer", "judge:correctness", "--rootdir", str(tmp_path), "--min-pairs", "10",
+              "--concurrency", "4", "-o", str(out)])
+        max_in_flight = server.max_in_flight
+    finally:
+        server.stop()
+    text = capsys.readouterr().out
+    judging = json.loads(out.read_text(encoding="utf-8"))["cost"]["judging"]
+    assert judging == {"calls": 40, "input_tokens": 4000, "output_tokens": 400, "cost": pytest.approx(0.00084),
+                       "unpriced_models": [], "usage_unknown_calls": 0}
+    assert "judging this comparison: 40 judge call(s), 4,000 input + 400 output tokens, cost $0.0008\n" in text
+    assert 2 <= max_in_flight <= 4  # pairs scored at once, never more than asked
+
+
+def test_judging_without_usage_is_not_a_zero_cost(tmp_path, capsys, monkeypatch):
+    log = _judged_pairs(tmp_path, 5)
+    server = LoopbackLLMServer(judge_answer, reshape=_fixed_usage(None)).start()
+    try:
+        monkeypatch.setenv("LLM_EVAL_JUDGE_BASE_URL", server.base_url)
+        out = tmp_path / "shadow.json"
+        main(["shadow", str(log), "--scorer", "judge:correctness", "--rootdir", str(tmp_path), "--min-pairs", "2",
+              "-o", str(out)])
+    finally:
+        server.stop()
+    text = capsys.readouterr().out
+    judging = json.loads(out.read_text(encoding="utf-8"))["cost"]["judging"]
+    assert (judging["calls"], judging["usage_unknown_calls"], judging["cost"]) == (10, 10, None)
+    assert "cost unknown\n" in text and "note: judging cost leaves out 10 call(s) answered without usage" in text
+
+
+def test_offline_scorers_make_no_judging_line(tmp_path, capsys):
+    log = _judged_pairs(tmp_path, 5)
+    out = tmp_path / "shadow.json"
+    main(["shadow", str(log), "--scorer", "contains", "--rootdir", str(tmp_path), "--min-pairs", "2", "-o", str(out)])
+    assert "judging" not in capsys.readouterr().out
+    assert json.loads(out.read_text(encoding="utf-8"))["cost"]["judging"]["calls"] == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_concurrency_is_a_usage_error(tmp_path, capsys, value):
+    log = _judged_pairs(tmp_path, 2)
+    (tmp_path / "pyproject.toml").write_text(f'[tool.pytest.ini_options]\nllm_eval_concurrency = "{value}"\n')
+    assert main(["shadow", str(log), "--scorer", "contains", "--rootdir", str(tmp_path)]) == 2
+    assert f"ini llm_eval_concurrency must be a positive int, got '{value}'" in capsys.readouterr().err
+
+
+def test_a_failing_judge_names_the_log_line_when_pairs_are_scored_at_once(tmp_path, capsys, monkeypatch):
+    log = _judged_pairs(tmp_path, 12)
+    lines = log.read_text(encoding="utf-8").splitlines()
+    lines[15] = lines[15].replace('"Paris!"', '"garbage"')  # r7's green answer: the judge gives no score
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    server = LoopbackLLMServer(judge_answer).start()
+    try:
+        monkeypatch.setenv("LLM_EVAL_JUDGE_BASE_URL", server.base_url)
+        code = main(["shadow", str(log), "--scorer", "judge:correctness", "--rootdir", str(tmp_path),
+                     "--concurrency", "4"])
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"llm-eval shadow: {log}:16: ")

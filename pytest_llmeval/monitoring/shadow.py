@@ -21,7 +21,9 @@ Decision (the JSON document :func:`decide_cutover` returns, which ``llm-eval-che
 * ``allow``: green >= blue within the allowed drop, with the power to see it.
 
 The shadow window's extra inference cost is green's logged usage, priced with the price
-table (or the logged ``cost``). ``sample`` keeps a deterministic share of the pairs
+table (or the logged ``cost``). What the comparison itself spent on LLM judges is reported
+apart (``cost.judging``): those calls are made now, by this command, not by the logged
+traffic. ``sample`` keeps a deterministic share of the pairs
 (by a hash of the request id), so a rerun looks at the same requests.
 """
 
@@ -37,6 +39,7 @@ from ..errors import ConfigError, ScorerError
 from ..gate import stats
 from ..gate.verdicts import GatePolicy, MetricVerdict, judge_suite
 from ..models import Case
+from ..providers import accounting
 from .logs import LogError, LogRecord, read_log, tokens_of
 
 __all__ = ["KIND", "Pair", "ShadowSettings", "decide_cutover", "load_pairs", "load_shadow_document", "render_text"]
@@ -222,26 +225,52 @@ def _cost(pairs: Sequence[Pair], prices: Any) -> dict[str, Any]:
     return out
 
 
+def _score_pair(pair: Pair, scorers: Sequence[Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """Blue's and green's scores, ``{metric: value}`` each; ScorerError naming the log line."""
+    case = pair.case()
+    both = []
+    for variant in VARIANTS:
+        record = getattr(pair, variant)
+        try:
+            both.append({s.metric: s.evaluate(record.data.get("output"), case).value for s in scorers})
+        except ScorerError as exc:
+            raise ScorerError(f"{record.path}:{record.line}: {exc}") from None
+    return both[0], both[1]
+
+
+def _score_pairs(pairs: Sequence[Pair], scorers: Sequence[Any],
+                 concurrency: int) -> list[tuple[dict[str, float], dict[str, float]]]:
+    """Every pair's scores, in the order of ``pairs``, with up to ``concurrency`` pairs
+    scored at once (an LLM judge waits on the network; offline scorers gain nothing). The
+    first failure in pair order is raised and the pairs not started yet are dropped."""
+    if concurrency == 1 or len(pairs) < 2:
+        return [_score_pair(pair, scorers) for pair in pairs]
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(min(concurrency, len(pairs)), thread_name_prefix="llm-eval-shadow")
+    try:  # each task runs in a copy of this context: its judge calls land in the caller's ledger
+        futures = [pool.submit(contextvars.copy_context().run, _score_pair, pair, scorers) for pair in pairs]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def decide_cutover(pairs: Sequence[Pair], scorers: Sequence[Any], settings: ShadowSettings, *,
                    prices: Any = None, left_out: Mapping[str, int] | None = None,
-                   logs: Sequence[str] = ()) -> dict[str, Any]:
-    """Score both outputs of every pair with ``scorers`` (bound scorers), compare green
-    with blue overall and per segment, and price the window. Returns the JSON-safe
-    document described in the module docstring. ScorerError when a scorer fails."""
+                   logs: Sequence[str] = (), concurrency: int = 1) -> dict[str, Any]:
+    """Score both outputs of every pair with ``scorers`` (bound scorers, up to
+    ``concurrency`` pairs at once), compare green with blue overall and per segment, and
+    price the window and the judging. Returns the JSON-safe document described in the
+    module docstring. ScorerError when a scorer fails, ValueError for ``concurrency < 1``."""
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
     metrics = [s.metric for s in scorers]
-    scored: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
-    segment_of: dict[str, str | None] = {}
-    for pair in pairs:
-        case = pair.case()
-        both = []
-        for variant in VARIANTS:
-            record = getattr(pair, variant)
-            try:
-                both.append({s.metric: s.evaluate(record.data.get("output"), case).value for s in scorers})
-            except ScorerError as exc:
-                raise ScorerError(f"{record.path}:{record.line}: {exc}") from None
-        scored[pair.request_id] = (both[0], both[1])
-        segment_of[pair.request_id] = pair.segment
+    judging = accounting.Ledger("shadow comparison")  # the judge calls this comparison makes
+    with accounting.use_ledger(judging):
+        results = _score_pairs(pairs, scorers, concurrency)
+    scored = {pair.request_id: result for pair, result in zip(pairs, results)}
+    segment_of = {pair.request_id: pair.segment for pair in pairs}
     overall, decision, reasons = _compare(scored, settings, metrics)
     segments = []
     names = sorted({s for s in segment_of.values() if s is not None})
@@ -273,8 +302,23 @@ def decide_cutover(pairs: Sequence[Pair], scorers: Sequence[Any], settings: Shad
                      "sample": settings.sample, "max_pairs": settings.max_pairs, "scorers": metrics},
         "metrics": overall,
         "segments": segments,
-        "cost": _cost(pairs, prices),
+        "cost": {**_cost(pairs, prices), "judging": _judging_cost(judging)},
     }
+
+
+def _judging_cost(ledger: accounting.Ledger) -> dict[str, Any]:
+    """What the judge scorers spent on this comparison: ``calls``, ``input_tokens``,
+    ``output_tokens``, ``cost`` (USD; None when no call was priced), ``unpriced_models``
+    and ``usage_unknown_calls`` (answers without usage: neither their tokens nor a cost
+    are counted, so ``cost`` is then a lower bound)."""
+    judge = ledger.summary().get("judge")
+    if judge is None:
+        return {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost": 0.0, "unpriced_models": [],
+                "usage_unknown_calls": 0}
+    priced = any(r.cost is not None for r in ledger.records if r.kind == "judge")
+    return {"calls": judge["calls"], "input_tokens": judge["input_tokens"], "output_tokens": judge["output_tokens"],
+            "cost": judge["cost"] if priced else None, "unpriced_models": judge["unpriced_models"],
+            "usage_unknown_calls": judge["usage_unknown_calls"]}
 
 
 def _money(value: float | None) -> str:
@@ -311,6 +355,14 @@ def render_text(doc: Mapping[str, Any]) -> str:
     for variant in VARIANTS:
         if cost[variant]["unpriced_models"]:
             lines.append(f"note: {variant} cost leaves out unpriced models: {', '.join(cost[variant]['unpriced_models'])}")
+    judging = cost.get("judging") or {"calls": 0}
+    if judging["calls"]:
+        lines.append(f"judging this comparison: {judging['calls']} judge call(s), {judging['input_tokens']:,} input + "
+                     f"{judging['output_tokens']:,} output tokens, cost {_money(judging['cost'])}")
+        if judging["unpriced_models"]:
+            lines.append(f"note: judging cost leaves out unpriced models: {', '.join(judging['unpriced_models'])}")
+        if judging["usage_unknown_calls"]:
+            lines.append(f"note: judging cost leaves out {judging['usage_unknown_calls']} call(s) answered without usage")
     lines += [f"note: {n}" for n in doc["notes"]]
     verdict = {"allow": "green >= blue: the cutover may go ahead", "block": "the cutover is BLOCKED",
                "insufficient": "too little evidence: no cutover decision"}[doc["decision"]]
