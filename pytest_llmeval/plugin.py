@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["SESSION_KEY", "llm_case", "llm_client", "llm_eval", "llm_eval_loop", "llm_prompts", "llm_server"]
 
 SESSION_KEY = pytest.StashKey["EvalSession"]()
+_ADDOPTS_KEY = pytest.StashKey["str"]()  # PYTEST_ADDOPTS as it was before the workers were handed theirs
 _MARKER_HELP = (
     "llm_eval(dataset, scorers=[...], thresholds={...}, case_thresholds={...}, target=None, repeats=1, max_drop=...): "
     "run the test once per dataset row as an LLM eval case (needs --llm-eval)"
@@ -55,10 +56,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from .glue.session import EvalSession
 
         explicit = bool(config.option.rootdir or config.option.inifilename) or hasattr(config, "workerinput")
-        mistake = rootdir_mistake(config.invocation_params.args, _VALUE_OPTIONS, config.invocation_params.dir,
+        mistake = rootdir_mistake(_rootdir_args(config), _VALUE_OPTIONS, config.invocation_params.dir,
                                   config.rootpath, explicit=explicit)
         if mistake is not None:
             raise pytest.UsageError(mistake)
+        controller_root = getattr(config, "workerinput", {}).get("llm_eval_rootdir")
+        if controller_root is not None and controller_root != str(config.rootpath):
+            raise pytest.UsageError(f"this xdist worker chose the rootdir {config.rootpath}, the controller "
+                                    f"{controller_root}: suite ids and baselines would not match; pass "
+                                    f"--rootdir={controller_root}")
 
         try:
             session = EvalSession(config, settings)
@@ -68,11 +74,51 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(session, "llmeval-session")
 
 
+def _rootdir_args(config: pytest.Config) -> list[str]:
+    """The arguments pytest chose its rootdir from: PYTEST_ADDOPTS, then the command line
+    (the ini's ``addopts`` are read after the rootdir, so they cannot move it)."""
+    import os
+    import shlex
+
+    return [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: Any) -> None:
+    """xdist workers parse the command line and PYTEST_ADDOPTS again once this run has
+    written its in-progress report: an output path given as a separate argument then
+    exists, and pytest would take it for a test path and choose another rootdir (other
+    suite ids, no baseline, another cache folder). Hand them ``--option=value`` instead;
+    argparse reads both forms alike."""
+    if SESSION_KEY not in config.stash:
+        return
+    import dataclasses
+    import os
+    import shlex
+
+    from .glue.rootdir import joined_option_values
+
+    args = config.invocation_params.args
+    joined = joined_option_values(args, _VALUE_OPTIONS)
+    if joined != list(args):
+        config.invocation_params = dataclasses.replace(config.invocation_params, args=tuple(joined))
+    addopts = shlex.split(os.environ.get("PYTEST_ADDOPTS", ""))
+    joined = joined_option_values(addopts, _VALUE_OPTIONS)
+    if joined != addopts:  # the workers inherit this process's environment; unconfigure restores it
+        config.stash[_ADDOPTS_KEY] = os.environ["PYTEST_ADDOPTS"]
+        os.environ["PYTEST_ADDOPTS"] = shlex.join(joined)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         config.pluginmanager.unregister(session)
         del config.stash[SESSION_KEY]
+    addopts = config.stash.get(_ADDOPTS_KEY, None)
+    if addopts is not None:
+        import os
+
+        os.environ["PYTEST_ADDOPTS"] = addopts
     runner = sys.modules.get("pytest_llmeval.core.runner")
     if runner is not None:  # the run's event loop (llm_eval_loop) ends with the run
         runner.close_eval_loop()

@@ -54,6 +54,36 @@ def test_an_output_path_outside_the_project_never_moves_the_rootdir(pytester, pr
     assert pytester.runpytest("--llm-eval", "--llm-eval-report", "../out/r.json", f"--rootdir={project}").ret == 0
 
 
+@pytest.mark.parametrize("option", ["--llm-eval-report", "--llm-eval-markdown"])
+def test_xdist_workers_keep_the_project_s_rootdir_after_the_run_creates_its_outputs(pytester, project, option):
+    """The in-progress report is written at start-up, before the workers parse the command
+    line: they must not take it for a test path as a second run's controller would."""
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    report_path = pytester.path / "out" / "r.json" if option == "--llm-eval-report" else project / "r.json"
+    others = [] if option == "--llm-eval-report" else ["--llm-eval-report=r.json"]
+    value = "../out/r.json" if option == "--llm-eval-report" else "../out/r.md"
+    result = pytester.runpytest("--llm-eval", "-n", "2", option, value, *others)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_eval.py::test_same  dataset data.jsonl: 6 case(s)*"])
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["complete"] is True and report["verdict"] == "pass"
+    assert [s["suite_id"] for s in report["suites"]] == ["test_eval.py::test_same"]
+    assert report["suites"][0]["baseline"]["found"] is True
+
+
+def test_an_output_path_in_pytest_addopts_is_judged_like_one_on_the_command_line(pytester, project, monkeypatch):
+    """PYTEST_ADDOPTS is read before pytest chooses its rootdir (the ini's addopts after)."""
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--llm-eval-markdown ../out/r.md")
+    assert pytester.runpytest("--llm-eval", "-n", "2", "--llm-eval-report=r.json").ret == 0  # workers start after r.md exists
+    report = json.loads((project / "r.json").read_text(encoding="utf-8"))
+    assert report["suites"][0]["suite_id"] == "test_eval.py::test_same" and report["suites"][0]["baseline"]["found"]
+    assert "test_eval.py::test_same" in (pytester.path / "out" / "r.md").read_text(encoding="utf-8")
+    second = pytester.runpytest("--llm-eval")
+    assert second.ret == pytest.ExitCode.USAGE_ERROR, second.stdout.str()
+    second.stderr.fnmatch_lines(["*pytest took '../out/r.md', the value of --llm-eval-markdown, for a test path*"])
+
+
 def test_evals_outside_the_rootdir_are_refused_not_merged_into_one_suite(pytester, project):
     for folder in ("a", "b"):
         other = pytester.mkdir(folder)

@@ -6,6 +6,11 @@ the report path (when the file exists, e.g. on the second run) is taken for a te
 rootdir moves to ``../out``, suite ids change and the baselines are not found. Suite ids and
 the baseline folder must be anchored to the project's config file, so this module detects
 that case and stops the run with what to write instead.
+
+xdist workers parse the same command line again, after the controller wrote its
+in-progress report (and Markdown): a path that did not exist when the controller chose its
+rootdir exists for them. :func:`joined_option_values` gives them the values in the
+one-argument form, which pytest never takes for a test path.
 """
 
 from __future__ import annotations
@@ -42,6 +47,24 @@ def option_values_taken_as_paths(args: Sequence[str], value_options: set[str], i
         if option in value_options and not value.startswith("-") and (invocation_dir / value.split("::")[0]).exists():
             found.append((option, value))
     return found
+
+
+def joined_option_values(args: Sequence[str], value_options: set[str]) -> list[str]:
+    """``args`` with each ``--option value`` of ``value_options`` written ``--option=value``
+    (the same to argparse; a value starting with ``-`` is left alone, as argparse would not
+    take it for the value)."""
+    out: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg in value_options and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            out.append(f"{arg}={args[i + 1]}")
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 def rootdir_mistake(args: Sequence[str], value_options: set[str], invocation_dir: Path, rootdir: Path,

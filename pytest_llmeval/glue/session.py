@@ -268,6 +268,7 @@ class EvalSession:
 
             self._flight_dir = tempfile.mkdtemp(prefix="llm-eval-flight-")
         node.workerinput["llm_eval_flight_dir"] = self._flight_dir
+        node.workerinput["llm_eval_rootdir"] = str(self.config.rootpath)  # the worker checks it chose the same
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
