@@ -139,6 +139,18 @@ def test_too_few_pairs_decide_nothing(tmp_path, capsys):
     assert "decision: insufficient" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("records", [2, 40 + 2], ids=["one-pair", "one-pair-segment"])
+def test_a_single_pair_has_no_confidence_interval_and_decides_nothing(tmp_path, capsys, records):
+    """One pair (overall, or in a segment) gives a change but no interval: 'n/a', not a crash
+    whose exit status 1 would read as a block."""
+    rows = _records(None)[:40] if records > 2 else []
+    rows += [{**row, "segment": "vip"} for row in _records(None)[-2:]]
+    log = _write(tmp_path / "shadow.jsonl", rows)
+    assert main(["shadow", str(log), "--scorer", "exact_match"]) == 3
+    out = capsys.readouterr().out
+    assert "(95% CI n/a), mcnemar-exact p=1, n=1\n" in out and "decision: insufficient" in out
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"variant": "blue", "output": "x"}', "shadow.jsonl:1: field 'request_id': missing"),
     ('{"request_id": 1, "variant": "red", "output": "x"}', "shadow.jsonl:1: field 'variant': must be blue or green"),

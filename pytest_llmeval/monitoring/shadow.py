@@ -321,6 +321,10 @@ def _judging_cost(ledger: accounting.Ledger) -> dict[str, Any]:
             "usage_unknown_calls": judge["usage_unknown_calls"]}
 
 
+def _number(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def _money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
@@ -337,9 +341,11 @@ def render_text(doc: Mapping[str, Any]) -> str:
                 lines.append(f"{indent}{e['name']}: no pairs")
                 continue
             p = e["p_adjusted"] if e["p_adjusted"] is not None else e["p_value"]
-            lines.append(f"{indent}{e['name']}: blue {e['blue_mean']:.3f} -> green {e['green_mean']:.3f}, change "
-                         f"{e['change']:+.3f} (95% CI {e['change_ci_low']:+.3f} to {e['change_ci_high']:+.3f}), "
-                         f"{e['test']} p={p:.3g}, n={e['n']}{'  REGRESSED' if e['regressed'] else ''}")
+            low, high = e["change_ci_low"], e["change_ci_high"]
+            ci = "n/a" if low is None or high is None else f"{low:+.3f} to {high:+.3f}"  # one pair has no CI
+            lines.append(f"{indent}{e['name']}: blue {_number(e['blue_mean'], '.3f')} -> green "
+                         f"{_number(e['green_mean'], '.3f')}, change {_number(e['change'], '+.3f')} (95% CI {ci}), "
+                         f"{e['test']} p={_number(p, '.3g')}, n={e['n']}{'  REGRESSED' if e['regressed'] else ''}")
 
     lines.append("all traffic:")
     table(doc["metrics"], "  ")
