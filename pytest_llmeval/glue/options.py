@@ -170,8 +170,13 @@ def _shard(text: str) -> tuple[int, int]:
 def value_options(parser: Any) -> set[str]:
     """The names of this plugin's options that take a value (``--llm-eval-report PATH``)."""
     group = parser.getgroup("llm-eval")
-    return {name for option in group.options if option.attrs().get("action") not in ("store_true", "store_false")
-            for name in option.names()}
+    return {name for option in group.options if _takes_value(option.attrs()) for name in option.names()}
+
+
+def _takes_value(attrs: dict[str, Any]) -> bool:
+    """Whether an option reads a value: pytest 9 gives the argparse action's attributes
+    (a flag has ``nargs`` 0), older pytest the ``addoption`` keywords (``action``)."""
+    return attrs.get("nargs") != 0 and attrs.get("action") not in ("store_true", "store_false", "store_const", "count")
 
 
 def add_options(parser: Any) -> None:
