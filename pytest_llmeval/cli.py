@@ -121,7 +121,7 @@ def _merge(args: argparse.Namespace) -> int:
             baseline_dir = _baseline_dir(args, reports, root)
             return BaselineStore(baseline_dir, root if baseline_dir.is_relative_to(root) else baseline_dir.parent)
 
-        doc = merge_reports(reports, store)
+        doc = merge_reports(reports, store, git_root=root)
     except LLMEvalError as exc:
         print(f"llm-eval merge: {exc}", file=sys.stderr)
         return 2
@@ -137,6 +137,10 @@ def _merge(args: argparse.Namespace) -> int:
         return 2
     if history is not None:
         print(history.line)
+    for suite in doc["suites"]:
+        for note in suite["notes"]:
+            if note.startswith("BASELINE MISSING"):
+                print(f"llm-eval merge: warning: {suite['suite_id']}: {note}", file=sys.stderr)
     cases = sum(len(suite["cases"]) for suite in doc["suites"])
     print(f"merged {len(reports)} report(s): {len(doc['suites'])} suite(s), {cases} case result(s); verdict {doc['verdict']}")
     for suite in doc["suites"]:

@@ -131,3 +131,27 @@ def test_a_baseline_git_knows_is_missing_loudly_and_a_first_run_is_not(pytester,
     result.stdout.fnmatch_lines(["*note: BASELINE MISSING: .llm-eval/test_eval.py/test_same.json is gone but existed "
                                  "before (git has it (last commit *)): regression check skipped; restore it (git checkout -- "
                                  ".llm-eval/test_eval.py/test_same.json)*"])
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_llm_eval_merge_says_loudly_that_a_baseline_git_knows_is_missing(pytester, project, capsys):
+    """Sharded CI gates in `llm-eval merge`: a merge request deleting the baseline must not
+    get a quiet "regression check skipped" there either."""
+    from pytest_llmeval.cli import main
+
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bless"]):
+        subprocess.run([*git, *args], cwd=project, check=True, capture_output=True)
+    for shard in ("1/2", "2/2"):
+        assert pytester.runpytest("--llm-eval", f"--llm-eval-shard={shard}", f"--llm-eval-report=s{shard[0]}.json").ret == 0
+    assert main(["merge", "s1.json", "s2.json", "-o", "m.json", "--markdown", "m.md"]) == 0
+    assert "BASELINE MISSING" not in capsys.readouterr().err  # the baseline is there: compared as usual
+    (project / ".llm-eval" / "test_eval.py" / "test_same.json").unlink()
+    main(["merge", "s1.json", "s2.json", "-o", "m.json", "--markdown", "m.md"])
+    said = ("BASELINE MISSING: .llm-eval/test_eval.py/test_same.json is gone but existed before (git has it (last "
+            "commit ")
+    assert f"llm-eval merge: warning: test_eval.py::test_same: {said}" in capsys.readouterr().err
+    (suite,) = json.loads((project / "m.json").read_text(encoding="utf-8"))["suites"]
+    assert any(note.startswith(said) for note in suite["notes"])
+    assert said in (project / "m.md").read_text(encoding="utf-8")

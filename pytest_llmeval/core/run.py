@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import BaselineError
-from ..gate.baseline import Baseline, BaselineCase, BaselineStore, quantise
+from ..gate.baseline import Baseline, BaselineCase, BaselineStore, lost_baseline, quantise
 from ..gate.budgets import UsageVerdict, judge_usage
 from ..gate.comparison import CaseFigures, ComparisonPolicy, PairComparison, RouteInfo, VariantGate, VariantSummary, \
     compare_variants, summarize_variant
@@ -142,6 +143,23 @@ class RunOutcome:
     @property
     def passed(self) -> bool:
         return all(suite.passed for suite in self.suites)
+
+    def flag_lost_baselines(self, store: BaselineStore, root: Path,
+                            compared_before: Callable[[], set[str]] = set) -> list[str]:
+        """Mark each suite whose baseline is absent but existed before, so its notes say
+        BASELINE MISSING: a deleted or moved baseline must not turn into a quiet skip. The
+        evidence: ``compared_before()``, the suite ids a previous report compared with a
+        baseline (called only when some suite has none), else git history of the file under
+        ``root``. Returns one warning per such suite, for the terminal."""
+        missing = [s for s in self.suites if s.baseline is None and s.baseline_error is None and s.compared_with_baseline]
+        before = compared_before() if missing else set()
+        warnings = []
+        for suite in missing:
+            suite.baseline_lost = lost_baseline(store.path_for(suite.spec.suite_id), root, suite.display_id, before)
+            if suite.baseline_lost:
+                warnings.append(f"{suite.display_id}: baseline {suite.baseline_path} is missing but existed before "
+                                f"({suite.baseline_lost})")
+        return warnings
 
 
 class EvalRun:

@@ -26,7 +26,7 @@ from ..core.run import EvalRun, RunOutcome, SuiteOutcome
 from ..core.runner import SuiteRunner, case_context
 from ..core.suite import SuitePlan, plan_suite
 from ..errors import LLMEvalError
-from ..gate.baseline import BaselineStore, lost_baseline, provenance
+from ..gate.baseline import BaselineStore, provenance
 from ..gate.comparison import PairComparison
 from ..gate.verdicts import GatePolicy
 from ..models import Case, CaseResult, SuiteSpec
@@ -442,17 +442,9 @@ class EvalSession:
     def _flag_lost_baselines(self, outcome: RunOutcome, store: BaselineStore) -> None:
         """A suite without its baseline that had one before (previous report, git) is warned
         about loudly: a deleted or moved baseline must not turn into a quiet skip."""
-        missing = [s for s in outcome.suites if s.baseline is None and s.baseline_error is None and s.compared_with_baseline]
-        if not missing:
-            return
         path, text = self._previous_report
-        compared_before = suites_compared_before(text, path) if path else set()
-        for suite in missing:
-            suite.baseline_lost = lost_baseline(store.path_for(suite.spec.suite_id), self.config.rootpath,
-                                                suite.display_id, compared_before)
-            if suite.baseline_lost:
-                self.file_warnings.append(f"{suite.display_id}: baseline {suite.baseline_path} is missing but existed "
-                                          f"before ({suite.baseline_lost})")
+        compared_before = (lambda: suites_compared_before(text, path)) if path else set
+        self.file_warnings += outcome.flag_lost_baselines(store, self.config.rootpath, compared_before)
 
     def _judge_and_write(self, session: pytest.Session) -> None:
         """The gate, then the baseline and prompt-log writes of an update run, each a phase."""

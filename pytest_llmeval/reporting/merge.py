@@ -8,6 +8,7 @@ numbers are those the unsplit run would have given. No pytest here.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..core.run import EvalRun
@@ -26,9 +27,11 @@ _SPEC_FIELDS = ("dataset", "fingerprint", "n_rows", "repeats", "thresholds", "de
 
 
 def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]],
-                  store: BaselineStore | Callable[[], BaselineStore]) -> dict[str, Any]:
+                  store: BaselineStore | Callable[[], BaselineStore], git_root: Path | None = None) -> dict[str, Any]:
     """Merge validated report documents (``(source name, document)`` pairs). ``store`` may
-    be a function making the baseline store, called once the reports are found mergeable."""
+    be a function making the baseline store, called once the reports are found mergeable.
+    ``git_root``: the project whose git history tells a deleted baseline from one never
+    blessed (its suite then notes BASELINE MISSING); None: no such check."""
     if not reports:
         raise ReportError("nothing to merge: give at least one report")
     for name, doc in reports:
@@ -69,7 +72,10 @@ def merge_reports(reports: Sequence[tuple[str, Mapping[str, Any]]],
     policy = GatePolicy(options["alpha"], options["max_drop"], options["max_drop_by_metric"],
                         options["non_inferiority"], options["enforce_thresholds"],
                         options.get("enforce_partial", False))
-    outcome = run.finish(store() if callable(store) else store, policy)
+    store = store() if callable(store) else store
+    outcome = run.finish(store, policy)
+    if git_root is not None:
+        outcome.flag_lost_baselines(store, git_root)  # shard reports defer the gate: they hold no baseline evidence
     runs = [doc["run"] for _, doc in reports]
     merged_run = {
         **first["run"],
