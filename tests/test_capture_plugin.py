@@ -118,6 +118,29 @@ def test_strict_replay_of_an_sdk_suite_makes_no_request_on_any_port(pytester, pr
     assert usage["cached_calls"] == usage["calls"] == 6 and usage["cost_total"] == 0.0
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_cost_and_latency_budgets_are_not_judged_on_a_replay(pytester, project, server, xdist):
+    """A replay pays nothing and waits for no provider: its $0 is no evidence for a cost
+    budget, nor its latency for a latency budget. The token budgets still hold (recordings
+    keep the tokens). The live run judged the same budgets (and failed the cost one)."""
+    budgets = '{"max_cost_per_case": 1e-7, "max_latency_p95_ms": 60000, "max_output_tokens_increase": 0.5}'
+    project("openai", n=3, extra=f", budgets={budgets}")
+    live = pytester.runpytest("--llm-eval", "--llm-eval-update", "--llm-eval-cache=readwrite", *xdist)
+    live.assert_outcomes(passed=4 + 1, failed=1)  # cost over budget; latency within
+    result = pytester.runpytest("--llm-eval", "--llm-eval-cache=strict", "--junitxml=junit.xml", "--llm-eval-report=r.json",
+                                "--llm-eval-markdown=s.md", *xdist)
+    result.assert_outcomes(passed=4 + 2, skipped=2)  # cases, contains, output + input token growth; cost, latency
+    said = "not judged: 3 of 3 calls were replayed from the cache, which costs nothing and does not wait for the provider"
+    result.stdout.fnmatch_lines([f"*cost_per_case: cost per case (budget $0.000000) {said}*NOT JUDGED*",
+                                 f"*latency_p95: latency p95 (budget 60000 ms) {said}*NOT JUDGED*"])
+    gates = {g["name"]: g["verdict"] for g in report(pytester)["suites"][0]["usage_gates"]}
+    assert gates == {"cost_per_case": "not judged", "latency_p95": "not judged", "output_tokens_increase": "pass",
+                     "input_tokens_increase": "pass"}
+    junit = junit_cases(pytester.path / "junit.xml")["llm_eval_gate[cost_per_case]"]
+    assert junit["failure"] is None and junit["error"] is None
+    assert "replayed from the cache" in (pytester.path / "s.md").read_text(encoding="utf-8")
+
+
 def test_strict_replay_without_a_recording_errors_each_case_and_calls_nothing(pytester, project, server):
     project("openai", n=3)
     result = pytester.runpytest("--llm-eval", "--llm-eval-cache=strict", "-rE")

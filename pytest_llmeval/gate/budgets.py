@@ -57,6 +57,12 @@ def _cost_not_judged(usage: SuiteUsage, limit: float) -> UsageVerdict:
                          "calls": usage.calls}, judged=False)
 
 
+def _replayed_not_judged(name: str, what: str, usage: SuiteUsage) -> UsageVerdict:
+    return UsageVerdict(name, True, f"{what} not judged: {usage.cached_calls} of {usage.calls} calls were replayed from "
+                        "the cache, which costs nothing and does not wait for the provider; judged on live runs",
+                        {"cached_calls": usage.cached_calls, "calls": usage.calls}, judged=False)
+
+
 def judge_usage(
     usage: SuiteUsage,
     budgets: Mapping[str, float],
@@ -67,12 +73,16 @@ def judge_usage(
     ``paired_tokens`` is None when no comparison was due (no baseline, an update run).
     When some calls had no usage, the cost and token budgets are not judged (a sum with
     unknown terms is neither under nor over a limit); so is the cost budget when some calls'
-    models have no price, unless the priced calls alone are over it (then it fails)."""
+    models have no price, unless the priced calls alone are over it (then it fails). When
+    some calls were replayed from the cache, the cost and latency budgets are not judged
+    unless the live calls alone are over them: a replay pays nothing and waits for no
+    provider. The token budgets are judged on replays too (recordings hold the tokens)."""
     from .verdicts import fmt_money
 
     verdicts = []
     unknown = getattr(usage, "usage_unknown_calls", 0) > 0
     unpriced = getattr(usage, "unpriced_calls", 0)
+    replayed = getattr(usage, "cached_calls", 0)
     limit = budgets.get("max_cost_per_case")
     if limit is not None and (unknown or unpriced) and not usage.cost_mean > limit:
         verdicts.append(_cost_not_judged(usage, limit))
@@ -80,6 +90,13 @@ def judge_usage(
         verdicts.append(UsageVerdict("cost_per_case", False,
                                      f"cost per case at least ${fmt_money(usage.cost_mean)} mean (cost unknown for "
                                      f"{usage.usage_unknown_calls + unpriced} of {usage.calls} calls) > budget ${fmt_money(limit)}",
+                                     {"cost_mean": usage.cost_mean, "budget": limit}))
+    elif limit is not None and replayed and not usage.cost_mean > limit:
+        verdicts.append(_replayed_not_judged("cost_per_case", f"cost per case (budget ${fmt_money(limit)})", usage))
+    elif limit is not None and replayed:  # the live calls alone are over: a fact
+        verdicts.append(UsageVerdict("cost_per_case", False,
+                                     f"cost per case at least ${fmt_money(usage.cost_mean)} mean ({replayed} of {usage.calls} "
+                                     f"calls replayed from the cache at no cost) > budget ${fmt_money(limit)}",
                                      {"cost_mean": usage.cost_mean, "budget": limit}))
     elif limit is not None:
         mean = usage.cost_mean
@@ -90,7 +107,9 @@ def judge_usage(
         verdicts.append(UsageVerdict("cost_per_case", passed, f"{text} {'<=' if passed else '>'} budget ${fmt_money(limit)}",
                                      {"cost_mean": mean, "budget": limit}))
     limit = budgets.get("max_latency_p95_ms")
-    if limit is not None:
+    if limit is not None and replayed and not usage.latency_p95_ms > limit:
+        verdicts.append(_replayed_not_judged("latency_p95", f"latency p95 (budget {limit:g} ms)", usage))
+    elif limit is not None:
         p95 = usage.latency_p95_ms
         passed = math.isnan(p95) or p95 <= limit
         verdicts.append(UsageVerdict("latency_p95", passed,
