@@ -260,6 +260,21 @@ def test_the_run_must_enforce_thresholds(project, report):
     assert code == 1 and "the run ignored thresholds" in out
 
 
+def test_a_partial_run_did_not_enforce_its_thresholds(project, report):
+    """A -k selection reports thresholds without enforcing them (its suites say "pass" with
+    a below-threshold mean): not evidence that the gate holds."""
+    code, out = check_text(project, report, SEED)
+    assert "LEC708" not in out
+    doc = copy.deepcopy(report)
+    suite(doc, GPT4O)["cases_run"] = 12
+    code, out = check_text(project, doc, SEED)
+    n_rows = suite(doc, GPT4O)["n_rows"]
+    assert code == 1 and (f"error LEC708: eval_gates.thresholds: suite {GPT4O} ran 12 of its {n_rows} cases (a -k, "
+                          "node id or --lf selection): its thresholds were reported, not enforced; run every case") in out
+    doc["run"]["options"]["enforce_partial"] = True
+    assert "ran 12 of its" not in check_text(project, doc, SEED)[1]
+
+
 def test_projected_cost_above_the_alert_line_blocks_with_the_numbers(project, report):
     code, out = check_text(project, report, FULL.replace("requests_per_day: 100000", "requests_per_day: 20000000"))
     claude = suite(report, CLAUDE)["usage"]["cost_mean"]

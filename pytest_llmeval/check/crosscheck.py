@@ -277,6 +277,13 @@ def _threshold_findings(c: LoadedConfig, report: Mapping[str, Any],
         out.append(c.finding("LEC708", "eval_gates.thresholds: the run ignored thresholds "
                                        "(--llm-eval-ignore-thresholds): they were reported, not enforced",
                              ("eval_gates", "thresholds")))
+    elif thresholds and not options.get("enforce_partial"):
+        partial = {s["suite_id"]: s for _, suites in groups for s in suites if s["cases_run"] < s["n_rows"]}
+        for suite_id, suite in sorted(partial.items()):
+            out.append(c.finding("LEC708", f"eval_gates.thresholds: suite {suite_id} ran {suite['cases_run']} of its "
+                                           f"{suite['n_rows']} cases (a -k, node id or --lf selection): its thresholds "
+                                           "were reported, not enforced; run every case",
+                                 ("eval_gates", "thresholds")))
     for metric, raw in thresholds.items():
         wanted = number(raw)
         if wanted is None or not 0.0 <= wanted <= 1.0:
