@@ -125,6 +125,17 @@ def test_redact_removes_keys_and_credential_headers(monkeypatch):
     assert redact("nothing to hide here") == "nothing to hide here"
 
 
+def test_redacting_twice_changes_nothing(monkeypatch):
+    """A key found in a header value is redacted first; the header pass then must take the
+    mark whole, not leave its ']' behind (a cache entry is redacted, then quoted again)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET123")
+    for text in ("Authorization: Bearer sk-test-SECRET123", '{"authorization": "Bearer sk-test-SECRET123"}',
+                 "x-api-key: sk-test-SECRET123, more"):
+        once = redact(text)
+        assert "SECRET123" not in once and "]]" not in once and redact(once) == once, once
+    assert redact("Authorization: Bearer sk-test-SECRET123") == "Authorization: [REDACTED]"
+
+
 JUDGED = """
 import os, pytest
 from pytest_llmeval.providers import ChatClient
