@@ -60,16 +60,16 @@ def pytest_configure(config: pytest.Config) -> None:
                                   config.rootpath, explicit=explicit)
         if mistake is not None:
             raise pytest.UsageError(mistake)
-        controller_root = getattr(config, "workerinput", {}).get("llm_eval_rootdir")
-        if controller_root is not None and controller_root != str(config.rootpath):
-            raise pytest.UsageError(f"this xdist worker chose the rootdir {config.rootpath}, the controller "
-                                    f"{controller_root}: suite ids and baselines would not match; pass "
-                                    f"--rootdir={controller_root}")
-
         try:
             session = EvalSession(config, settings)
         except LLMEvalError as exc:
             raise pytest.UsageError(str(exc)) from None
+        controller_root = getattr(config, "workerinput", {}).get("llm_eval_rootdir")
+        if controller_root is not None and controller_root != str(config.rootpath):
+            # Not a UsageError: xdist would take it for a crash and start the worker again, and again.
+            session.rootdir_mismatch = (f"this xdist worker chose the rootdir {config.rootpath}, the controller "
+                                        f"{controller_root}: suite ids and baselines would not match; pass "
+                                        f"--rootdir={controller_root}")
         config.stash[SESSION_KEY] = session
         config.pluginmanager.register(session, "llmeval-session")
 

@@ -71,6 +71,37 @@ def test_xdist_workers_keep_the_project_s_rootdir_after_the_run_creates_its_outp
     assert report["suites"][0]["baseline"]["found"] is True
 
 
+UNDO_JOINING = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_setupnodes(config, specs):
+    config._params_as_given = config.invocation_params
+
+class Undo:
+    @pytest.hookimpl(trylast=True)
+    def pytest_xdist_setupnodes(self, config, specs):
+        config.invocation_params = config._params_as_given  # the workers get the two-argument form after all
+
+def pytest_configure(config):
+    config.pluginmanager.register(Undo(), "undo-joining")
+"""
+
+
+def test_a_worker_with_another_rootdir_than_the_controller_errors_every_case(pytester, project):
+    """The backstop when the workers still choose another rootdir: each case errors, naming
+    the cause, and the run fails; the worker is not restarted again and again (a UsageError
+    in a worker is a crash to xdist)."""
+    assert pytester.runpytest("--llm-eval-update").ret == 0
+    (project / "conftest.py").write_text(UNDO_JOINING, encoding="utf-8")
+    result = pytester.runpytest("--llm-eval", "-n", "2", "--llm-eval-report", "../out/r.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*this xdist worker chose the rootdir *, the controller *proj: suite ids and baselines "
+                                 "would not match; pass --rootdir=*proj*"])
+    assert "replacing crashed worker" not in result.stdout.str()
+    assert json.loads((pytester.path / "out" / "r.json").read_text(encoding="utf-8"))["verdict"] == "fail"
+
+
 def test_an_output_path_in_pytest_addopts_is_judged_like_one_on_the_command_line(pytester, project, monkeypatch):
     """PYTEST_ADDOPTS is read before pytest chooses its rootdir (the ini's addopts after)."""
     assert pytester.runpytest("--llm-eval-update").ret == 0

@@ -119,6 +119,7 @@ class EvalSession:
         self._git: dict[str, str] | None = None
         self.file_warnings: list[str] = []  # e.g. a partial prompt-log line set aside
         self.recording_error: str | None = None  # a cache entry the writer thread could not write
+        self.rootdir_mismatch: str | None = None  # an xdist worker whose rootdir is not the controller's
         self._previous_report: tuple[Path | None, str | None] = (None, None)
         self.progress = RunProgress(settings.report, settings.markdown, self._run_block, self._display, html=settings.html)
         if not self.is_worker:
@@ -268,7 +269,9 @@ class EvalSession:
 
             self._flight_dir = tempfile.mkdtemp(prefix="llm-eval-flight-")
         node.workerinput["llm_eval_flight_dir"] = self._flight_dir
-        node.workerinput["llm_eval_rootdir"] = str(self.config.rootpath)  # the worker checks it chose the same
+        spec = node.gateway.spec
+        if spec.popen and not spec.chdir:  # a local worker in this folder must choose the same rootdir
+            node.workerinput["llm_eval_rootdir"] = str(self.config.rootpath)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
@@ -290,6 +293,9 @@ class EvalSession:
         suite_id = suite_id_of(item)
         plan = self.plans[suite_id]
         attempt = item.stash[ATTEMPTS_KEY] = item.stash.get(ATTEMPTS_KEY, 0) + 1
+        if self.rootdir_mismatch is not None:  # every case errors, unrun: the run fails, naming the cause
+            item.stash[RECORDER_KEY] = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
+            pytest.fail(self.rootdir_mismatch, pytrace=False)
         if plan.target is None:
             recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
             item.stash[RECORDER_KEY] = recorder
