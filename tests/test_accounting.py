@@ -265,3 +265,28 @@ def test_suite_usage_round_trip():
 def test_summarize_suite_requires_one_error_kind_per_case():
     with pytest.raises(ValueError, match="2 case usage"):
         summarize_suite([{}, {}], [], [None])
+
+
+def _kind(calls: int, cached: int, cost: float) -> dict:
+    return {"calls": calls, "cached_calls": cached, "input_tokens": 10, "output_tokens": 5, "cost": cost,
+            "unpriced_models": [], "latency_ms": 1.0, "errors": {}, "retries": 0, "retry_kinds": {}}
+
+
+def test_replayed_judge_calls_leave_the_app_latency_budget_judged():
+    """The latency measured is the app's: a judge answer from the cache says nothing about it,
+    but it does make the case's cost an understatement."""
+    from pytest_llmeval.gate.budgets import judge_usage
+
+    cases = [{"app": _kind(1, 0, 0.001), "judge": _kind(1, 1, 0.0)} for _ in range(20)]
+    usage = summarize_suite(cases, [11_000.0] * 20, [None] * 20)
+    assert (usage.cached_calls, usage.app_cached_calls) == (20, 0)
+    verdicts = {v.name: v for v in judge_usage(usage, {"max_latency_p95_ms": 12_000, "max_cost_per_case": 0.01})}
+    assert verdicts["latency_p95"].status == "pass"
+    assert verdicts["cost_per_case"].status == "not judged"
+    assert verdicts["cost_per_case"].message.endswith("20 of 40 calls were replayed from the cache, which costs nothing "
+                                                      "and does not wait for the provider; judged on live runs")
+    replayed_app = summarize_suite([{"app": _kind(1, 1, 0.0)}] * 20, [5.0] * 20, [None] * 20)
+    assert judge_usage(replayed_app, {"max_latency_p95_ms": 12_000})[0].status == "not judged"
+    over = summarize_suite([{"app": _kind(1, 1, 0.0)}] * 20, [13_000.0] * 20, [None] * 20)
+    assert judge_usage(over, {"max_latency_p95_ms": 12_000})[0].status == "fail"  # slow even with replays: a fact
+    assert SuiteUsage.from_dict(usage.to_dict()) == usage

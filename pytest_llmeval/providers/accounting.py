@@ -321,6 +321,7 @@ class SuiteUsage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     unpriced_calls: int = 0
+    app_cached_calls: int = 0  # of cached_calls, the app's (the latency measured is the app's)
 
     @property
     def usage_complete(self) -> bool:
@@ -370,7 +371,7 @@ class SuiteUsage:
         return cls(**kwargs)
 
 
-_INT_FIELDS = frozenset({"cases", "input_tokens", "output_tokens", "calls", "cached_calls", "usage_unknown_calls",
+_INT_FIELDS = frozenset({"cases", "input_tokens", "output_tokens", "calls", "cached_calls", "app_cached_calls", "usage_unknown_calls",
                          "cached_input_tokens", "cache_write_tokens", "reasoning_tokens", "unpriced_calls"})
 _MAP_FIELDS = frozenset({"errors_by_kind", "retries_by_kind"})
 
@@ -396,7 +397,7 @@ def summarize_suite(
     app_costs: list[float] = []
     judge_costs: list[float] = []
     app_output_per_case: list[int] = []
-    input_tokens = output_tokens = calls = cached_calls = unknown = unpriced_calls = 0
+    input_tokens = output_tokens = calls = cached_calls = app_cached_calls = unknown = unpriced_calls = 0
     details: Counter[str] = Counter()
     retries: Counter[str] = Counter()
     unpriced: set[str] = set()
@@ -427,6 +428,7 @@ def summarize_suite(
                 retries[_UNKNOWN_KIND] += missing
             if kind == "app":
                 app_output += int(totals.get("output_tokens", 0))
+                app_cached_calls += int(totals.get("cached_calls", 0))
         per_case_cost.append(math.fsum(case_costs))
         app_output_per_case.append(app_output)
     latencies = [float(x) for x in case_latencies_ms if x is not None and math.isfinite(float(x))]
@@ -457,6 +459,7 @@ def summarize_suite(
         cache_write_tokens=details["cache_write_tokens"],
         reasoning_tokens=details["reasoning_tokens"],
         unpriced_calls=unpriced_calls,
+        app_cached_calls=app_cached_calls,
     )
 
 
