@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 
 import pytest
 from test_custom_and_judge_scorers import judge_answer
@@ -292,16 +293,27 @@ def test_a_bad_concurrency_is_a_usage_error(tmp_path, capsys, value):
 
 
 def test_a_failing_judge_names_the_log_line_when_pairs_are_scored_at_once(tmp_path, capsys, monkeypatch):
-    log = _judged_pairs(tmp_path, 12)
+    """The failure stops the comparison at once, not when the slow pair before it is done:
+    the pairs not started yet are not judged (and not paid for)."""
+    log = _judged_pairs(tmp_path, 60)
     lines = log.read_text(encoding="utf-8").splitlines()
-    lines[15] = lines[15].replace('"Paris!"', '"garbage"')  # r7's green answer: the judge gives no score
+    lines[0] = lines[0].replace('"Paris."', '"Paris, slowly."')  # r0's blue answer: judged in 3 s
+    lines[5] = lines[5].replace('"Paris!"', '"garbage"')  # r2's green answer: the judge gives no score
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    server = LoopbackLLMServer(judge_answer).start()
+
+    def slow_judge(request):
+        if "slowly" in request["messages"][-1]["content"]:
+            time.sleep(3)
+        return judge_answer(request)
+
+    server = LoopbackLLMServer(slow_judge, latency=0.02).start()
     try:
         monkeypatch.setenv("LLM_EVAL_JUDGE_BASE_URL", server.base_url)
         code = main(["shadow", str(log), "--scorer", "judge:correctness", "--rootdir", str(tmp_path),
                      "--concurrency", "4"])
+        requests = server.requests
     finally:
         server.stop()
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith(f"llm-eval shadow: {log}:16: ")
+    assert code == 2 and err.startswith(f"llm-eval shadow: {log}:6: ")
+    assert requests < 60  # of the 120 calls 60 pairs would take

@@ -241,19 +241,25 @@ def _score_pair(pair: Pair, scorers: Sequence[Any]) -> tuple[dict[str, float], d
 def _score_pairs(pairs: Sequence[Pair], scorers: Sequence[Any],
                  concurrency: int) -> list[tuple[dict[str, float], dict[str, float]]]:
     """Every pair's scores, in the order of ``pairs``, with up to ``concurrency`` pairs
-    scored at once (an LLM judge waits on the network; offline scorers gain nothing). The
-    first failure in pair order is raised and the pairs not started yet are dropped."""
+    scored at once (an LLM judge waits on the network; offline scorers gain nothing). On
+    the first failure (or Ctrl-C) the pairs not started yet are dropped and the error is
+    raised at once (the earliest in pair order among those finished); calls in flight end
+    on their own, bounded by the judge's timeout."""
     if concurrency == 1 or len(pairs) < 2:
         return [_score_pair(pair, scorers) for pair in pairs]
     import contextvars
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
     pool = ThreadPoolExecutor(min(concurrency, len(pairs)), thread_name_prefix="llm-eval-shadow")
     try:  # each task runs in a copy of this context: its judge calls land in the caller's ledger
         futures = [pool.submit(contextvars.copy_context().run, _score_pair, pair, scorers) for pair in pairs]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and not f.cancelled() and f.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
         return [future.result() for future in futures]
     finally:
-        pool.shutdown(cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def decide_cutover(pairs: Sequence[Pair], scorers: Sequence[Any], settings: ShadowSettings, *,
