@@ -130,9 +130,10 @@ def test_redacting_twice_changes_nothing(monkeypatch):
     mark whole, not leave its ']' behind (a cache entry is redacted, then quoted again)."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET123")
     for text in ("Authorization: Bearer sk-test-SECRET123", '{"authorization": "Bearer sk-test-SECRET123"}',
-                 "x-api-key: sk-test-SECRET123, more"):
+                 "x-api-key: sk-test-SECRET123, more", "x-api-key: zz.sk-test-SECRET123", "x-api-key: sk-test-SECRET123.extra"):
         once = redact(text)
-        assert "SECRET123" not in once and "]]" not in once and redact(once) == once, once
+        assert "SECRET123" not in once and "]]" not in once and "zz" not in once and "extra" not in once, once
+        assert redact(once) == once, once
     assert redact("Authorization: Bearer sk-test-SECRET123") == "Authorization: [REDACTED]"
 
 
