@@ -186,3 +186,17 @@ def test_llm_eval_merge_says_loudly_that_a_baseline_git_knows_is_missing(pyteste
     (suite,) = json.loads((project / "m.json").read_text(encoding="utf-8"))["suites"]
     assert any(note.startswith(said) for note in suite["notes"])
     assert said in (project / "m.md").read_text(encoding="utf-8")
+
+
+def test_joined_option_values_keeps_what_argparse_would_read():
+    from pathlib import Path
+
+    from pytest_llmeval.glue.rootdir import joined_option_values
+
+    options = {"--llm-eval-report", "--llm-eval-markdown"}
+    assert joined_option_values(["--llm-eval", "--llm-eval-report", "a.json", "t.py"], options) == \
+        ["--llm-eval", "--llm-eval-report=a.json", "t.py"]
+    assert joined_option_values(["--llm-eval-report", "-x"], options) == ["--llm-eval-report", "-x"]  # not its value
+    assert joined_option_values(["--", "--llm-eval-report", "a"], options) == ["--", "--llm-eval-report", "a"]
+    assert joined_option_values([Path("t.py"), "--llm-eval-markdown", Path("m.md")], options) == \
+        ["t.py", "--llm-eval-markdown=m.md"]  # pytest.main() takes path objects too

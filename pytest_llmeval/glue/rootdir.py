@@ -15,6 +15,7 @@ one-argument form, which pytest never takes for a test path.
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
 from typing import Sequence
 
@@ -39,35 +40,32 @@ def project_config(start: Path) -> Path | None:
     return None
 
 
-def option_values_taken_as_paths(args: Sequence[str], value_options: set[str], invocation_dir: Path) -> list[tuple[str, str]]:
+def option_values_taken_as_paths(args: Sequence[str | PathLike[str]], value_options: set[str],
+                                 invocation_dir: Path) -> list[tuple[str, str]]:
     """(option, value) pairs where a ``--llm-eval-*`` option's value is a separate argument
     naming something that exists: the arguments pytest took for test paths."""
     found = []
+    args = [str(arg) for arg in args]
     for option, value in zip(args, args[1:]):
         if option in value_options and not value.startswith("-") and (invocation_dir / value.split("::")[0]).exists():
             found.append((option, value))
     return found
 
 
-def joined_option_values(args: Sequence[str], value_options: set[str]) -> list[str]:
-    """``args`` with each ``--option value`` of ``value_options`` written ``--option=value``
-    (the same to argparse; a value starting with ``-`` is left alone, as argparse would not
-    take it for the value)."""
-    out: list[str] = []
-    skip = False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if arg in value_options and i + 1 < len(args) and not args[i + 1].startswith("-"):
-            out.append(f"{arg}={args[i + 1]}")
-            skip = True
-        else:
-            out.append(arg)
+def joined_option_values(args: Sequence[str | PathLike[str]], value_options: set[str]) -> list[str]:
+    """``args`` (as strings) with each ``--option value`` of ``value_options`` written
+    ``--option=value``: the same to argparse. A value starting with ``-`` is left alone, as
+    argparse would not take it for the value, and so is everything after ``--``."""
+    out = [str(arg) for arg in args]
+    i = 0
+    while i < len(out) - 1 and out[i] != "--":
+        if out[i] in value_options and not out[i + 1].startswith("-"):
+            out[i:i + 2] = [f"{out[i]}={out[i + 1]}"]
+        i += 1
     return out
 
 
-def rootdir_mistake(args: Sequence[str], value_options: set[str], invocation_dir: Path, rootdir: Path,
+def rootdir_mistake(args: Sequence[str | PathLike[str]], value_options: set[str], invocation_dir: Path, rootdir: Path,
                     explicit: bool) -> str | None:
     """The message when pytest's ``rootdir`` came from an output path rather than the project
     at or above ``invocation_dir``; None when it did not (or the user chose it: ``explicit``)."""
