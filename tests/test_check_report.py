@@ -336,8 +336,11 @@ def test_incomplete_and_deferred_reports_block(project, report):
     assert "LEC704" not in out  # unjudged suites did not fail a gate: the report is not final
     doc = copy.deepcopy(report)
     doc["verdict"] = "deferred"
+    for entry in doc["suites"]:  # a shard's suites: unjudged, some of the cases each
+        entry["verdict"], entry["cases_run"] = None, entry["cases_run"] // 2
     code, out = check_text(project, doc, SEED)
     assert code == 1 and "error LEC702" in out and "llm-eval merge" in out
+    assert "cases (a -k, node id or --lf selection)" not in out  # a shard is not a -k selection: LEC702 says what it is
 
 
 def test_pinned_prompt_versions_against_the_report(project, report):

@@ -278,7 +278,8 @@ def _threshold_findings(c: LoadedConfig, report: Mapping[str, Any],
                                        "(--llm-eval-ignore-thresholds): they were reported, not enforced",
                              ("eval_gates", "thresholds")))
     elif thresholds and not options.get("enforce_partial"):
-        partial = {s["suite_id"]: s for _, suites in groups for s in suites if s["cases_run"] < s["n_rows"]}
+        partial = {s["suite_id"]: s for _, suites in groups for s in suites
+                   if s.get("verdict") is not None and s["cases_run"] < s["n_rows"]}  # unjudged: LEC701/LEC702 say why
         for suite_id, suite in sorted(partial.items()):
             out.append(c.finding("LEC708", f"eval_gates.thresholds: suite {suite_id} ran {suite['cases_run']} of its "
                                            f"{suite['n_rows']} cases (a -k, node id or --lf selection): its thresholds "
