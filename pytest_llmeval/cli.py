@@ -365,6 +365,7 @@ def _history(args: argparse.Namespace) -> int:
             raise ConfigError(f"no run history at {url.removeprefix('sqlite:///')}: record runs with "
                               "pytest --llm-eval --llm-eval-history (or pass --db)")
         with HistoryStore(url) as store:
+            _check_selection(store, args.suite, args.metric)
             report = build_trends(store.metric_points(suite=args.suite, metric=args.metric),
                                   store.latency_points(suite=args.suite),
                                   policy, since)
@@ -388,6 +389,23 @@ def _history(args: argparse.Namespace) -> int:
         if args.html is not None:
             print(f"wrote the HTML page to {args.html}")
     return report.exit_code
+
+
+def _check_selection(store: Any, suite: str | None, metric: str | None) -> None:
+    """ConfigError for a --suite or --metric the history never recorded: a typo would
+    otherwise select nothing and report "no alert" for ever."""
+    import difflib
+
+    if suite is None and metric is None:
+        return
+    suites, metrics = store.names()
+    for option, value, known in (("--suite", suite, suites), ("--metric", metric, metrics)):
+        if value is None or value in known or not known:
+            continue
+        close = difflib.get_close_matches(value, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        shown = ", ".join(known[:10]) + (f", ... ({len(known)} in all)" if len(known) > 10 else "")
+        raise ConfigError(f"{option} {value!r}: the history has recorded no such {option[2:]}; {hint}(recorded: {shown})")
 
 
 def _add_price_options(parser: argparse.ArgumentParser) -> None:

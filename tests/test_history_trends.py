@@ -166,3 +166,9 @@ def test_suite_and_metric_select_one_trend(tmp_path, seeded_docs, capsys):
     assert main([*args, "--suite", SUITE, "--metric", "f1"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["metrics"] == [] and "the history holds no run for this selection" in out["notes"]
+    # A typo selects nothing: an alert job must not report "no alert" for ever.
+    assert main([*args, "--metric", "acuracy"]) == 2
+    assert capsys.readouterr().err == ("llm-eval history: --metric 'acuracy': the history has recorded no such metric; "
+                                       "did you mean 'accuracy'? (recorded: accuracy, f1)\n")
+    assert main([*args, "--suite", "tests/test_other.py::test_othr"]) == 2
+    assert f"did you mean '{other}'?" in capsys.readouterr().err

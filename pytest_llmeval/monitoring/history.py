@@ -300,6 +300,14 @@ class HistoryStore(AbstractContextManager):
             query = query.where(runs.c.started_at >= since)
         return [LatencyPoint(*row) for row in self._read(query.order_by(runs.c.started_at, runs.c.id, suites.c.suite_id))]
 
+    def names(self) -> tuple[list[str], list[str]]:
+        """(suite ids, metric names) the history has recorded, sorted."""
+        metrics = self.tables.metrics
+        sa = self._sa
+        suites = sorted({row[0] for row in self._read(sa.select(sa.distinct(self.tables.suites.c.suite_id)))})
+        names = sorted({row[0] for row in self._read(sa.select(sa.distinct(metrics.c.metric)))})
+        return suites, names
+
     def run_count(self) -> int:
         runs = self.tables.runs
         sa = self._sa
