@@ -169,6 +169,16 @@ def test_llm_eval_history_records_a_complete_run_in_the_default_sqlite_file(eval
     assert (point.suite_id, point.metric, point.mean, point.n) == ("test_eval.py::test_support", "exact_match", 0.8, 20)
 
 
+@pytest.mark.parametrize("path", ["test_eval.py", "."])
+def test_a_test_path_after_the_bare_history_flag_is_refused_not_taken_for_the_database(eval_project, path):
+    result = eval_project.runpytest("--llm-eval", "--llm-eval-history", path)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--llm-eval-history {path}: that is a test path, not a history database; write "
+                                 "--llm-eval-history=PATH*"])
+    assert not list(eval_project.path.glob("*.lock")) and not (eval_project.path / ".llm-eval").exists()
+    assert eval_project.runpytest("--llm-eval", path, "--llm-eval-history").ret == 0  # flag last: the default file
+
+
 def test_ini_history_url_with_case_scores(eval_project, tmp_path):
     db = tmp_path / "team.sqlite"
     eval_project.makeini(f"[pytest]\nllm_eval_history = sqlite:///{db.as_posix()}\nllm_eval_history_cases = true\n")
