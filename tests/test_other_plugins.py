@@ -60,6 +60,10 @@ def test_reruns_call_the_app_again_and_only_the_last_attempt_counts(pytester, wr
     assert (cases["q3"]["outcome"], cases["q3"]["attempts"], cases["q3"]["error_kind"]) == ("error", 3, "app")
     assert cases["q0"]["attempts"] == 1
     result.stdout.fnmatch_lines(["*error_rate: error rate 10.0% of 10 case(s) (app 1) <= budget 20.0%  pass*"])
+    # A rerun that passes replaces a failing attempt: the summary says the means may be the better of two tries.
+    said = "2 case(s) were rerun (pytest-rerunfailures); their scores are from the last attempt: q3, q5"
+    result.stdout.fnmatch_lines([f"*note: {said}*"])
+    assert said in json.loads((pytester.path / "r.json").read_text())["suites"][0]["notes"]
 
     junit = junit_cases(pytester.path / "junit.xml")
     assert junit["test_eval[q5]"]["properties"]["llm_eval.attempts"] == "2"

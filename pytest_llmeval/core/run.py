@@ -115,6 +115,10 @@ class SuiteOutcome:
         unscored = sorted(case_id for case_id, scores in self.case_means.items() if not scores)
         if unscored:
             notes.append(f"{len(unscored)} case(s) recorded no score and are left out of the means: {_preview(unscored)}")
+        rerun = sorted({r.case_id for r in self.results if r.attempts > 1})
+        if rerun:  # a rerun that passes replaces a failing attempt: the means may be the better of two tries
+            notes.append(f"{len(rerun)} case(s) were rerun (pytest-rerunfailures); their scores are from the last "
+                         f"attempt: {_preview(rerun)}")
         return notes
 
 
