@@ -109,6 +109,26 @@ def test_a_degraded_routed_model_fails_parity_and_llm_eval_check_blocks_it(pytes
     assert message in out
 
 
+def test_a_route_variant_s_failure_is_blamed_on_its_route_even_when_the_app_called_another_model(pytester, routed):
+    """An app that ignores the model setting calls the primary's model in the fallback's
+    variant too: the fallback variant fails, and the checker blames routing.fallback, not
+    the primary whose model the report lists for it."""
+    _, report = run(pytester)
+    doc = json.loads(json.dumps(report))
+    fallback = next(s for s in doc["suites"] if s["variant"] == "fallback")
+    primary_model = next(s for s in doc["suites"] if s["variant"] == "primary")["models"]
+    fallback["models"] = primary_model
+    fallback["verdict"] = "fail"
+    fallback["comparison"]["gates"][0].update(verdict="fail", message="the setting did not reach the app")
+    (pytester.path / "r.json").write_text(json.dumps(doc), encoding="utf-8")
+    code, out = check(pytester)
+    assert code == 1, out
+    assert ("error LEC704: openai:gpt-4o-mini (routing.fallback, takes the traffic when failover triggers) failed its "
+            "gate in suite "
+            "test_golden.py::test_golden@fallback: the setting did not reach the app") in out, out
+    assert "anthropic:claude-sonnet-4 (routing.primary, 80% of traffic) failed" not in out
+
+
 def test_routes_the_clients_cannot_call_are_a_usage_error(pytester, routed):
     (pytester.path / "llmops-config.yaml").write_text(CONFIG.replace("provider: anthropic", "provider: bedrock"))
     result = pytester.runpytest("--llm-eval", "--llm-eval-routes", "llmops-config.yaml")

@@ -144,6 +144,21 @@ def _models(routing: Routing) -> list[_Model]:
     return list(models.values())
 
 
+def _route_model(suite: Mapping[str, Any]) -> str | None:
+    """The ``provider:model`` a route variant (``--llm-eval-routes``) was meant to run, else None."""
+    routes = (suite.get("variants") or {}).get("routes") or {}
+    route = routes.get(suite.get("variant") or "")
+    return str(route["model"]) if isinstance(route, Mapping) and route.get("model") else None  # already provider:model
+
+
+def _evaluates(suite: Mapping[str, Any], key: str) -> bool:
+    """Whether ``suite`` is evidence about the routed model ``key``: a route variant about
+    its route's model only (even when the setting did not reach the app and it called
+    another model: its failure is that route's), any other suite about the models it called."""
+    route = _route_model(suite)
+    return route == key if route is not None else key in suite.get("models", [])
+
+
 def report_findings(c: LoadedConfig, report: Mapping[str, Any], report_name: str) -> list[Finding]:
     """Everything the report says against shipping the config."""
     out: list[Finding] = []
@@ -175,8 +190,8 @@ def report_findings(c: LoadedConfig, report: Mapping[str, Any], report_name: str
     routing = routes_of(c)
     models = _models(routing)
     for model in models:
-        model.suites = [s for s in gate_suites if model.key in s.get("models", [])]
-    modelless = [s for s in gate_suites if not s.get("models")]
+        model.suites = [s for s in gate_suites if _evaluates(s, model.key)]
+    modelless = [s for s in gate_suites if not s.get("models") and _route_model(s) is None]
     for suite in modelless:
         out.append(c.finding("LEC705", f"suite {suite['suite_id']} ({where}) used no model client: its target made no "
                                        "call through pytest_llmeval.providers, so the report cannot say which model it "
@@ -207,7 +222,7 @@ def report_findings(c: LoadedConfig, report: Mapping[str, Any], report_name: str
         out.append(c.finding("LEC703", message, model.path))
 
     for suite in gate_suites if judged else ():
-        if routed_keys & set(suite.get("models", [])):
+        if any(_evaluates(suite, key) for key in routed_keys):
             continue  # reported per model above
         reasons = suite_failures(suite)
         if reasons:
