@@ -296,9 +296,9 @@ def decide(
         else:
             index = next(i for i, s in enumerate(policy.stages) if abs(current_stage - s) < 1e-9)
             target = policy.stages[index + 1] if index + 1 < len(policy.stages) else None
-        where = "the rollout is complete" if target is None else f"to the {target:g}% stage"
+        where = ": the rollout is complete" if target is None else f" to the {target:g}% stage"
         reasons.append(f"no metric dropped beyond the allowed {allowed:g} and every drop of that size would have been "
-                       f"detected with {n_pairs} paired cases: promote {where}")
+                       f"detected with {n_pairs} paired cases: promote{where}")
     return CanaryDecision(decision, control_id, candidate_id, current_stage, target, allowed,
                           policy.allowed_drop_source, policy.alpha, policy.power, n_pairs,
                           max(needed_all) if needed_all else None, tuple(reasons), tuple(results))
