@@ -428,6 +428,7 @@ def test_canary_an_unchanged_candidate_promotes(project, report, tmp_path):
     assert {m["metric"]: m["status"] for m in data["metrics"]} == {"correctness": "ok", "faithfulness": "ok", "relevance": "ok"}
     decision = decide(report, CLAUDE, GPT4O, POLICY, current_stage=100)
     assert decision.decision == "promote" and decision.target_stage is None
+    assert decision.reasons[-1].endswith("paired cases: promote: the rollout is complete")
 
 
 def test_canary_a_planted_8_point_drop_on_500_cases_rolls_back(project, report, tmp_path):
