@@ -114,3 +114,26 @@ def test_last_failed_after_a_gate_failure_reruns_the_whole_suite(pytester, capit
     again.assert_outcomes(passed=10 - failed_cases, failed=1 + failed_cases)  # all 10 cases and the gate, not test_other
     again.stdout.fnmatch_lines(["*contains 0.800 < 0.9*", "*dataset capitals.jsonl: 10 case(s)  FAIL*"])
     again.stdout.no_fnmatch_line("*partial*")
+
+
+@pytest.mark.parametrize("xdist", XDIST)
+def test_cases_a_fixture_stopped_before_they_ran_are_errored_cases_not_an_empty_pass(pytester, capitals, xdist):
+    """A broken fixture errors every case in set-up, before the eval sees it: the report
+    must not be a complete "pass" with no suite while pytest fails."""
+    capitals()
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def database():
+            raise RuntimeError("database down")
+    """)
+    result = pytester.runpytest("--llm-eval", "--llm-eval-report=r.json", "--junitxml=junit.xml", *xdist)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*case errors: 10 of 10 case(s) (setup 10)*",
+                                 "*note: 10 case(s) errored and are left out of the means*"])
+    report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    (suite,) = report["suites"]
+    assert report["verdict"] == "fail" and len(suite["errors"]) == 10
+    assert {case["error_kind"] for case in suite["cases"]} == {"setup"}
+    assert all("database down" in case["error"] for case in suite["cases"])

@@ -294,7 +294,6 @@ class EvalSession:
         plan = self.plans[suite_id]
         attempt = item.stash[ATTEMPTS_KEY] = item.stash.get(ATTEMPTS_KEY, 0) + 1
         if self.rootdir_mismatch is not None:  # every case errors, unrun: the run fails, naming the cause
-            item.stash[RECORDER_KEY] = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
             pytest.fail(self.rootdir_mismatch, pytrace=False)
         if plan.target is None:
             recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
@@ -361,6 +360,8 @@ class EvalSession:
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
         report = yield
         recorder = item.stash.get(RECORDER_KEY, None)
+        if recorder is None and report.when == "setup" and report.failed:
+            recorder = self._unrun_case(item)  # a fixture failed before the case ran: an errored case, not none
         if recorder is not None and (report.when == "call" or (report.when == "setup" and report.failed)):
             result = self._case_result(item, recorder, report)
             self.rounds.keep(suite_id_of(item), result)
@@ -378,6 +379,17 @@ class EvalSession:
                 report.longrepr = redact(text)
         return report
 
+    def _unrun_case(self, item: pytest.Item) -> EvalRecorder | None:
+        """An empty recorder for an eval case that never ran (None for other tests), so it
+        counts as errored: a run whose cases all failed in set-up is no passing run."""
+        case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
+        plan = self.plans.get(suite_id_of(item)) if isinstance(case, Case) else None
+        if plan is None:
+            return None
+        recorder = item.stash[RECORDER_KEY] = EvalRecorder(case, plan.scorers, plan.case_thresholds,
+                                                           plan.variants.get(case.variant))
+        return recorder
+
     def _case_result(self, item: pytest.Item, recorder: EvalRecorder, report: pytest.TestReport) -> CaseResult:
         if recorder.error is not None or report.when == "setup":
             outcome = "error"
@@ -385,7 +397,8 @@ class EvalSession:
             outcome = "failed" if report.failed else "passed"
         error, kind = recorder.error, recorder.error_kind
         if outcome == "error" and error is None:
-            error = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else "setup failed"
+            crash = getattr(report.longrepr, "reprcrash", None)  # "RuntimeError: database down", not the file:line
+            error = crash.message if crash is not None else (report.longreprtext.strip().splitlines() or ["setup failed"])[-1]
             kind = "setup"
         case = recorder.case
         models = tuple(sorted({f"{r.provider}:{r.model}" for r in recorder.ledger.records if r.kind == "app"}))
