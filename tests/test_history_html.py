@@ -49,12 +49,15 @@ def test_a_recorded_run_s_html_report_has_a_trends_tab_with_average_baseline_and
     # today's 7-day average: (6 x 0.95 + 0.8) / 7 = 0.9286, -2.3% from the first week's 0.95
     expected_alert = f"{today}: {SUITE} exact_match: 7-day average 0.9286 is -2.3% from the baseline 0.9500 (alert at -2.0%)"
 
+    from playwright.sync_api import expect  # the browser fixture skipped the test without it
+
     page, errors = open_page(browser, project.path / "report.html")
     assert page.locator("[role=tab]").all_text_contents() == ["Suites and cases 20", "Trends 2"]
     assert page.locator("#tab-trends").is_hidden()
     page.click("[data-tab=trends]")
     panel = page.locator("#tab-trends")
-    assert panel.is_visible() and page.locator("#tab-overview").is_hidden()
+    expect(panel).to_be_visible()  # tabs follow the hash: hashchange fires after the click
+    expect(page.locator("#tab-overview")).to_be_hidden()
     assert panel.locator(".alerts li").all_text_contents() == [f"alert {expected_alert}"]
     quality, latency = panel.locator("figure.trend").all()
     assert quality.locator("figcaption").text_content().startswith(f"{SUITE}  exact_match")

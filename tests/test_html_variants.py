@@ -60,11 +60,13 @@ def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_ru
     assert [c.title for c in group.charts] == ["contains: mean and 95% CI per variant", "contains: paired change vs control (95% CI)",
                                                "cost and latency: paired change vs control (%, 95% CI)"]
 
+    from playwright.sync_api import expect  # the browser fixture skipped the test without it
+
     page, errors = open_page(browser, html)
     assert page.locator("#tab-variants").is_hidden() and page.locator("#tab-overview").is_visible()
     assert page.locator("[role=tab]").all_text_contents() == ["Suites and cases 1200", "Variants 3"]
     page.click("[data-tab=variants]")
-    assert page.locator("#tab-overview").is_hidden()
+    expect(page.locator("#tab-overview")).to_be_hidden()  # tabs follow the hash: hashchange fires after the click
     panel = page.locator("#tab-variants")
     assert panel.locator("table.variants tbody tr").count() == 3
     assert panel.locator("table.variants tbody tr[data-variant] td:first-child a").all_text_contents() == ["control", "worse", "concise"]
@@ -75,7 +77,8 @@ def test_the_variants_tab_shows_each_variant_and_each_pair_from_the_report(ab_ru
     assert panel.locator("table.routes").count() == 0 and page.locator("[data-tab=routes]").count() == 0
     page.screenshot(path=str(screenshot_dir(tmp_path) / "llm-eval-report-variants.png"), full_page=True)
     panel.locator("table.variants a", has_text="worse").click()  # a variant's name leads to its suite section
-    assert page.locator("#tab-overview").is_visible() and page.locator("#tab-variants").is_hidden()
+    expect(page.locator("#tab-overview")).to_be_visible()
+    expect(page.locator("#tab-variants")).to_be_hidden()
     assert page.locator("#case-table tbody tr.case").count() == 1200
     assert errors == []
     page.close()
@@ -103,11 +106,14 @@ def test_the_routes_tab_shows_each_route_with_its_parity_verdict(routed_report, 
     assert group.gates == ()  # parity verdicts sit beside their route, not twice
     assert group.margins == "parity margin 0.05"
 
+    from playwright.sync_api import expect  # the browser fixture skipped the test without it
+
     page, errors = open_page(browser, html)
     assert page.locator("[role=tab]").all_text_contents() == ["Suites and cases 600", "Routes 3"]
     page.click("[data-tab=routes]")
     panel = page.locator("#tab-routes")
-    assert panel.is_visible() and page.locator("#tab-overview").is_hidden()
+    expect(panel).to_be_visible()
+    expect(page.locator("#tab-overview")).to_be_hidden()
     assert panel.locator("table.routes tbody tr").count() == 3
     assert panel.locator("table.routes tr.fail").count() == 1
     failing = panel.locator("table.routes tr.fail .parity").text_content()
@@ -117,7 +123,7 @@ def test_the_routes_tab_shows_each_route_with_its_parity_verdict(routed_report, 
     assert page.locator("[data-tab=variants]").count() == 0
     page.screenshot(path=str(screenshot_dir(tmp_path) / "llm-eval-report-routes.png"), full_page=True)
     page.goto(html.as_uri() + "#tab-routes")  # a link to the tab opens it
-    assert page.locator("#tab-routes").is_visible()
+    expect(page.locator("#tab-routes")).to_be_visible()
     assert errors == []
     page.close()
 
