@@ -302,6 +302,20 @@ def test_p95_latency_above_the_alert_blocks(project, report):
     assert "openai:gpt-4o-mini (routing.fallback, takes the traffic when failover triggers): p95 latency" in out
 
 
+def test_latency_replayed_from_the_cache_is_not_measured_unless_it_is_over_anyway(project, report):
+    doc = copy.deepcopy(report)
+    usage = suite(doc, GPT4O)["usage"]
+    usage["app_cached_calls"] = 1  # one app call replayed: the provider's time is not all in the p95
+    code, out = check_text(project, doc, SEED.replace("latency_p95_alert_ms: 5000", "latency_p95_alert_ms: 1000000000"))
+    assert "warning LEC715: openai:gpt-4o (" in out and "app calls replayed from the cache): p95 not checked" in out
+    code, out = check_text(project, doc, SEED.replace("latency_p95_alert_ms: 5000", "latency_p95_alert_ms: 0.001"))
+    assert out.count("error LEC714") == 3  # over the alert even with replays
+    usage["app_cached_calls"] = 0  # only judge calls replayed: the app's latency is measured
+    usage["cached_calls"] = usage["calls"]
+    code, out = check_text(project, doc, SEED.replace("latency_p95_alert_ms: 5000", "latency_p95_alert_ms: 1000000000"))
+    assert "LEC715" not in out
+
+
 def test_the_golden_dataset_must_match_by_path_and_fingerprint(project, report, tmp_path):
     code, out = check_text(project, report, SEED.replace("golden-v3", "golden-v4"))
     assert code == 1
