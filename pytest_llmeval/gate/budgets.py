@@ -84,20 +84,16 @@ def judge_usage(
     unpriced = getattr(usage, "unpriced_calls", 0)
     replayed = getattr(usage, "cached_calls", 0)
     limit = budgets.get("max_cost_per_case")
-    if limit is not None and (unknown or unpriced) and not usage.cost_mean > limit:
-        verdicts.append(_cost_not_judged(usage, limit))
-    elif limit is not None and (unknown or unpriced):  # the known part alone is over: a fact
+    # Calls the mean leaves out (no usage, no price) or counts at $0 (replayed): it is a lower bound.
+    uncounted = (f"cost unknown for {usage.usage_unknown_calls + unpriced} of {usage.calls} calls" if unknown or unpriced
+                 else f"{replayed} of {usage.calls} calls replayed from the cache at no cost" if replayed else None)
+    if limit is not None and uncounted and not usage.cost_mean > limit:
+        verdicts.append(_cost_not_judged(usage, limit) if unknown or unpriced
+                        else _replayed_not_judged("cost_per_case", f"cost per case (budget ${fmt_money(limit)})", usage))
+    elif limit is not None and uncounted:  # the counted calls alone are over: a fact
         verdicts.append(UsageVerdict("cost_per_case", False,
-                                     f"cost per case at least ${fmt_money(usage.cost_mean)} mean (cost unknown for "
-                                     f"{usage.usage_unknown_calls + unpriced} of {usage.calls} calls) > budget ${fmt_money(limit)}",
-                                     {"cost_mean": usage.cost_mean, "budget": limit}))
-    elif limit is not None and replayed and not usage.cost_mean > limit:
-        verdicts.append(_replayed_not_judged("cost_per_case", f"cost per case (budget ${fmt_money(limit)})", usage))
-    elif limit is not None and replayed:  # the live calls alone are over: a fact
-        verdicts.append(UsageVerdict("cost_per_case", False,
-                                     f"cost per case at least ${fmt_money(usage.cost_mean)} mean ({replayed} of {usage.calls} "
-                                     f"calls replayed from the cache at no cost) > budget ${fmt_money(limit)}",
-                                     {"cost_mean": usage.cost_mean, "budget": limit}))
+                                     f"cost per case at least ${fmt_money(usage.cost_mean)} mean ({uncounted}) > budget "
+                                     f"${fmt_money(limit)}", {"cost_mean": usage.cost_mean, "budget": limit}))
     elif limit is not None:
         mean = usage.cost_mean
         passed = math.isnan(mean) or mean <= limit
