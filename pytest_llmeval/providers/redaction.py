@@ -44,7 +44,8 @@ _HEADER = re.compile(
     r"""(?ix)
     (?P<name>\b(?:authorization|proxy-authorization|x-api-key|api-key|x-goog-api-key)\b)
     (?P<sep>["']?\s*[:=]\s*["']?|["']?\s*,\s*["'])   # name: value, "name": "value", ('name', 'value')
-    (?P<value>(?:bearer\s+|basic\s+)?(?:\[REDACTED\]|[^\s"',}\])])+)  # a mark inside the value is taken whole
+    (?P<value>(?:bearer\s+|basic\s+)?(?:"""  # a mark inside the value is taken whole:
+    + re.escape(MARK) + r"""|[^\s"',}\])])+)
     """
 )
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
