@@ -387,8 +387,7 @@ def history_setting(cli: str | None, ini: str, root: Path) -> str | None:
 
     if value == HISTORY_DEFAULT:
         return history_url("", root)
-    if cli is not None and "://" not in value and (value.endswith(".py") or value.split("::")[0].endswith(".py")
-                                                   or Path(value).is_dir()):
+    if cli is not None and "://" not in value and (value.split("::")[0].endswith(".py") or Path(value).is_dir()):
         # The flag's value is optional: `--llm-eval-history tests/` took the test path for the database.
         raise ConfigError(f"--llm-eval-history {value}: that is a test path, not a history database; write "
                           f"--llm-eval-history=PATH (or put the flag after the test paths)")
