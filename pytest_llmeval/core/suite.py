@@ -21,6 +21,7 @@ from ..models import Case, SuiteSpec
 from ..providers.config import ProviderConfig
 from ..scorers import BoundScorer, ScorerRegistry
 from .datasets import is_remote, load_dataset, load_remote_dataset
+from .recorder import EvalRecorder
 from .variants import VARIANT_MARKER_ARGS, RunVariants, Variant, suite_variants
 
 __all__ = ["MARKER_ARGS", "SuitePlan", "plan_suite"]
@@ -40,6 +41,10 @@ class SuitePlan:
     provider: Mapping[str, Any] = field(default_factory=dict)  # ProviderConfig overrides for this suite
     auto_repeats: bool = False  # repeats="auto": one item per case; further rounds run after the items
     variants: Mapping[str, Variant] = field(default_factory=dict)  # name -> variant, in order (empty: none)
+
+    def new_recorder(self, case: Case) -> EvalRecorder:
+        """An empty recorder for one case of this suite (its scorers, per-case minimums and variant)."""
+        return EvalRecorder(case, self.scorers, self.case_thresholds, self.variants.get(case.variant))
 
     def items(self) -> list[tuple[str, Case]]:
         """(item id, case) per case, repeat and variant, case-major, in dataset order; with

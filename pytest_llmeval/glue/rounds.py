@@ -55,12 +55,11 @@ class AutoRounds:
         settings = self.session.settings
         store = BaselineStore(settings.baseline_dir, self.session.config.rootpath)
         design = settings.sequential or SequentialDesign()
-        from .session import suite_id_of  # session imports this module
+        from .session import case_of, suite_id_of  # session imports this module
 
         selected: dict[str, int] = {}
         for item in items:
-            case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
-            if case is not None:
+            if case_of(item) is not None:
                 selected[suite_id_of(item)] = selected.get(suite_id_of(item), 0) + 1
         new: list[CaseResult] = []
         for suite_id, first in sorted(self.first.items()):

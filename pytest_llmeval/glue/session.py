@@ -86,6 +86,12 @@ def suite_id_of(item: pytest.Item) -> str:
     return item.nodeid[: len(item.nodeid) - len(item.name)] + item.originalname  # type: ignore[attr-defined]
 
 
+def case_of(item: pytest.Item) -> Case | None:
+    """The eval case an item runs (its ``llm_case`` parameter), None for other tests."""
+    case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")  # type: ignore[attr-defined]
+    return case if isinstance(case, Case) else None
+
+
 class EvalSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
@@ -242,8 +248,8 @@ class EvalSession:
         index, count = self.settings.shard
         keep, drop = [], []
         for item in items:
-            case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
-            if isinstance(case, Case) and shard_of(case.id, count) != index:
+            case = case_of(item)
+            if case is not None and shard_of(case.id, count) != index:
                 drop.append(item)
             else:
                 keep.append(item)
@@ -296,7 +302,7 @@ class EvalSession:
         if self.rootdir_mismatch is not None:  # every case errors, unrun: the run fails, naming the cause
             pytest.fail(self.rootdir_mismatch, pytrace=False)
         if plan.target is None:
-            recorder = EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant))
+            recorder = plan.new_recorder(case)
             item.stash[RECORDER_KEY] = recorder
             return recorder
         # A rerun (pytest-rerunfailures) calls the app again: a flaky call gets a new chance.
@@ -319,10 +325,10 @@ class EvalSession:
             if self._selected is None:  # one pass over the session: each suite's cases in item order
                 self._selected = {}
                 for selected in item.session.items:
-                    case = getattr(selected, "callspec", None) and selected.callspec.params.get("llm_case")
-                    if isinstance(case, Case):
+                    case = case_of(selected)
+                    if case is not None:
                         self._selected.setdefault(suite_id_of(selected), []).append(case)
-            runner = SuiteRunner(plan.target, lambda case: EvalRecorder(case, plan.scorers, plan.case_thresholds, plan.variants.get(case.variant)),
+            runner = SuiteRunner(plan.target, plan.new_recorder,
                                  self.settings.concurrency, self._selected.get(suite_id, []), self._suite_config(suite_id),
                                  self.flight, suite_id)
             self.runners[suite_id] = runner
@@ -382,12 +388,11 @@ class EvalSession:
     def _unrun_case(self, item: pytest.Item) -> EvalRecorder | None:
         """An empty recorder for an eval case that never ran (None for other tests), so it
         counts as errored: a run whose cases all failed in set-up is no passing run."""
-        case = getattr(item, "callspec", None) and item.callspec.params.get("llm_case")
-        plan = self.plans.get(suite_id_of(item)) if isinstance(case, Case) else None
+        case = case_of(item)
+        plan = self.plans.get(suite_id_of(item)) if case is not None else None
         if plan is None:
             return None
-        recorder = item.stash[RECORDER_KEY] = EvalRecorder(case, plan.scorers, plan.case_thresholds,
-                                                           plan.variants.get(case.variant))
+        recorder = item.stash[RECORDER_KEY] = plan.new_recorder(case)
         return recorder
 
     def _case_result(self, item: pytest.Item, recorder: EvalRecorder, report: pytest.TestReport) -> CaseResult:
