@@ -289,7 +289,7 @@ def _add_monitoring_commands(commands: Any) -> None:
     shadow.add_argument("--sample", type=float, default=1.0, metavar="FRACTION",
                         help="score this share of the pairs, chosen by a hash of the request id (default 1)")
     shadow.add_argument("--max-pairs", type=int, metavar="N", help="score at most N pairs (the same N on every rerun)")
-    shadow.add_argument("--concurrency", type=int, metavar="N",
+    shadow.add_argument("--concurrency", type=_positive_count, metavar="N",
                         help="pairs scored at once, for LLM judges (default: ini llm_eval_concurrency of --rootdir, else 16)")
     _add_price_options(shadow)
     shadow.add_argument("--format", choices=("text", "json"), default="text")
@@ -497,22 +497,26 @@ def _shadow(args: argparse.Namespace) -> int:
     return {"allow": 0, "block": 1, "insufficient": 3}[doc["decision"]]
 
 
+def _positive_count(text: str) -> int:
+    """argparse type: a positive int, checked as the plugin checks its own options."""
+    from .glue.options import _positive_int
+
+    return _positive_int(text)
+
+
 def _shadow_concurrency(args: argparse.Namespace) -> int:
-    """--concurrency, else the project's ini llm_eval_concurrency, else the plugin's default."""
+    """--concurrency (checked by argparse), else the project's ini llm_eval_concurrency read
+    as a pytest run reads it, else the plugin's default."""
     from .glue.options import DEFAULT_CONCURRENCY
 
-    value: object = args.concurrency
-    where = "--concurrency"
-    if value is None:
-        where = f"{args.rootdir.resolve() / 'pyproject.toml'}: ini llm_eval_concurrency"
-        value = _ini_value(args.rootdir.resolve(), "llm_eval_concurrency") or DEFAULT_CONCURRENCY
+    if args.concurrency is not None:
+        return args.concurrency
+    root = args.rootdir.resolve()
+    text = _ini_value(root, "llm_eval_concurrency")
     try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ConfigError(f"{where} must be a positive int, got {value!r}")
-    return number
+        return _positive_count(text) if text else DEFAULT_CONCURRENCY
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"{root / 'pyproject.toml'}: ini llm_eval_concurrency: {exc}") from None
 
 
 def _cost(args: argparse.Namespace) -> int:

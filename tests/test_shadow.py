@@ -289,7 +289,12 @@ def test_a_bad_concurrency_is_a_usage_error(tmp_path, capsys, value):
     log = _judged_pairs(tmp_path, 2)
     (tmp_path / "pyproject.toml").write_text(f'[tool.pytest.ini_options]\nllm_eval_concurrency = "{value}"\n')
     assert main(["shadow", str(log), "--scorer", "contains", "--rootdir", str(tmp_path)]) == 2
-    assert f"ini llm_eval_concurrency must be a positive int, got '{value}'" in capsys.readouterr().err
+    assert (f"{tmp_path / 'pyproject.toml'}: ini llm_eval_concurrency: expected a positive integer, got '{value}'"
+            in capsys.readouterr().err)  # the message a pytest run gives for the same ini value
+    with pytest.raises(SystemExit) as exit_:
+        main(["shadow", str(log), "--scorer", "contains", "--rootdir", str(tmp_path), "--concurrency", value])
+    assert exit_.value.code == 2
+    assert f"argument --concurrency: expected a positive integer, got '{value}'" in capsys.readouterr().err
 
 
 def test_a_failing_judge_names_the_log_line_when_pairs_are_scored_at_once(tmp_path, capsys, monkeypatch):
