@@ -207,19 +207,25 @@ def test_a_judge_that_echoes_the_key_leaks_it_nowhere(pytester, write_jsonl, ser
 
 
 def test_the_async_client_writes_the_cache_off_the_event_loop(server, tmp_path, monkeypatch):
+    # Where the writer process cannot run, the cache's writer thread writes the files: still
+    # not the event loop (test_cache_writer.py: with the process, not this process at all).
     import threading
 
     from pytest_llmeval.providers import cache as cache_module
 
+    def no_process(root):
+        raise OSError("no child processes here")
+
+    monkeypatch.setattr(cache_module, "WriterProcess", no_process)
     cache = ResponseCache(tmp_path, "readwrite")
     writers: list[str] = []
-    write = cache_module.write_atomic
+    write = cache_module.write_entry
 
     def spy(*args, **kwargs):
         writers.append(threading.current_thread().name)
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(cache_module, "write_atomic", spy)
+    monkeypatch.setattr(cache_module, "write_entry", spy)
 
     async def run():
         async with AsyncChatClient(model="gpt-4o-mini", base_url=server.base_url, api_key_env="TEST_KEY", cache=cache) as client:

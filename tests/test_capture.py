@@ -308,20 +308,28 @@ def test_recorded_stream_replays_as_a_stream(server, tmp_path):
     assert records[0].cached and records[0].output_tokens == 3
 
 
-def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path, monkeypatch):
+@pytest.mark.parametrize("child", [True, False], ids=["writer-process", "writer-thread"])
+def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path, monkeypatch, child):
+    # The entry's file is written by the cache's writer process, or where that cannot run by
+    # its writer thread: never on the event loop.
     import threading
 
     from pytest_llmeval.providers import cache as cache_module
 
+    if not child:
+        def no_process(root):
+            raise OSError("no child processes here")
+
+        monkeypatch.setattr(cache_module, "WriterProcess", no_process)
     cache = use_cache(tmp_path / "cache", "readwrite")
     writers: list[str] = []
-    write = cache_module.write_atomic
+    write = cache_module.write_entry
 
     def spy(*args, **kwargs):
         writers.append(threading.current_thread().name)
         return write(*args, **kwargs)
 
-    monkeypatch.setattr(cache_module, "write_atomic", spy)
+    monkeypatch.setattr(cache_module, "write_entry", spy)
 
     async def call():
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key=KEY) as aclient:
@@ -330,5 +338,5 @@ def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path, monke
 
     loop_thread, records, _ = in_case(lambda: asyncio.run(call()))
     cache.flush()
-    assert len(writers) == 1 and writers[0] != loop_thread
+    assert writers == ([] if child else [writers[0]]) and loop_thread not in writers
     assert cache.writes == 1 and records[0].output_tokens == 3

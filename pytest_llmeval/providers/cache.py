@@ -33,16 +33,17 @@ is written to a temporary file in its own folder and moved into place with
 processes may store at once (the same key stored twice with the same content is fine:
 the last writer wins, and an identical entry already present is left untouched).
 
-Writes happen on one background thread per cache: :meth:`ResponseCache.store` encodes and
-redacts the entry in the caller (so a value that is not JSON raises there), hands the
-file write over and returns, so neither the calling thread nor an event loop waits on
-the disk. Measured on a 2-core machine, 32 calls in flight: the file system calls of an
-entry written in the calling thread cost each call its GIL hand-offs and made a recorded
-run 12-30% slower than a live one (``benchmarks/concurrency.py``, docs/providers.md).
-A lookup sees entries still waiting for the writer; :meth:`ResponseCache.flush` waits
-for them (the session calls :meth:`ResponseCache.close` at its end; the writer thread
-also finishes its queue when the interpreter exits). A write that fails is raised as :class:`CacheError` by the
-next ``store`` or by ``flush``, once.
+:meth:`ResponseCache.store` checks, encodes (compact JSON, the C encoder) and redacts the
+entry in the caller, so a value that is not JSON raises there, and returns: the file is
+written later, off the calls in flight. One writer thread per cache collects the entries
+stored in the last half second and hands each batch to a writer child process
+(:mod:`.cache_writer`), which formats and writes the files on another core; where that
+process cannot run, the writer thread writes them itself. A lookup sees entries not yet
+written; :meth:`ResponseCache.flush` waits for them (the session calls
+:meth:`ResponseCache.close` at its end; the writer thread also finishes its queue when the
+interpreter exits, and the child writes what it was handed even if this process dies). A
+write that fails is raised as :class:`CacheError` by the next ``store`` or by ``flush``,
+once.
 
 Only successful responses are stored: the clients call :meth:`ResponseCache.store`
 after a call succeeded, never for an error, so a replay never replays a failure.
@@ -61,7 +62,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import CacheError, CacheMissError, ConfigError
-from ..fileio import write_atomic
+from .cache_writer import WriterProcess, entry_path, write_entry
 from .redaction import redact
 
 __all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "cache_request", "key_url", "parse_cache_mode"]
@@ -163,6 +164,8 @@ class ResponseCache:
         self._hurry = threading.Event()  # flush: write the batch now
         self._failure: CacheError | None = None  # the first failed write, not raised yet
         self._writer: ThreadPoolExecutor | None = None
+        self._process: WriterProcess | None = None  # the writer thread's child, started with the first batch
+        self._process_failed = False  # it could not start or died: the writer thread writes the files
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.root)!r}, {self.mode!r})"
@@ -197,9 +200,13 @@ class ResponseCache:
             setattr(self, name, getattr(self, name) + 1)
 
     def path_for(self, key: str) -> Path:
+        """The entry file of ``key``; ``ValueError`` for a malformed key."""
+        return Path(self._file_of(key))
+
+    def _file_of(self, key: str) -> str:
         if not isinstance(key, str) or not _KEY.fullmatch(key):
             raise ValueError(f"not a cache key (64 lowercase hex digits): {key!r}")
-        return self.root / key[:2] / f"{key}.json"
+        return entry_path(self.root, key)
 
     def lookup(self, key: str, describe: str = "") -> dict[str, Any] | None:
         """The stored response for ``key``, or None on a miss (or when the mode never reads).
@@ -208,7 +215,7 @@ class ResponseCache:
         ``"openai gpt-4o"``) says which call in its message. A corrupt entry raises
         :class:`CacheError` naming the file.
         """
-        path = self.path_for(key)
+        path = self._file_of(key)
         if not self.reads:
             return None
         from ..validation import read_text
@@ -240,14 +247,16 @@ class ResponseCache:
         ``TypeError`` for a value that is not plain JSON, ``ValueError`` for credentials in
         ``request`` and :class:`CacheError` for an earlier write that failed.
         """
-        self.path_for(key)  # a malformed key is refused in every mode
+        self._file_of(key)  # a malformed key is refused in every mode
         if not self.writes_enabled:
             return
         _check_request(request)
         if not isinstance(response, Mapping):
             raise TypeError(f"a cached response must be a mapping, not {type(response).__name__}")
         try:
-            text = redact(json.dumps({"key": key, "request": request, "response": response}, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
+            # Compact (the C encoder: indenting is pure Python); the writer indents it.
+            text = redact(json.dumps({"key": key, "request": request, "response": response}, sort_keys=True,
+                                     separators=(",", ":"), ensure_ascii=False, allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"a cached response must be plain JSON: {exc}") from None
         self._raise_failure()
@@ -274,13 +283,15 @@ class ResponseCache:
         self._raise_failure()
 
     def close(self) -> None:
-        """:meth:`flush`, then stop the writer thread (a later store starts a new one)."""
+        """:meth:`flush`, then stop the writer thread and its child process (a later store
+        starts new ones)."""
         try:
             self.flush()
         finally:
             with self._lock:
                 writer, self._writer = self._writer, None
             if writer is not None:
+                writer.submit(self._stop_process)
                 writer.shutdown()
 
     def _write_batch(self) -> None:
@@ -291,41 +302,46 @@ class ResponseCache:
         with self._lock:
             batch, self._batch_due = list(self._pending.items()), False
             self._hurry.clear()
-        for key, text in batch:
-            self._write(key, self.path_for(key), text)
-
-    def _write(self, key: str, path: Path, text: str) -> None:
-        """The writer thread's part of :meth:`store`: the file, unless it already holds ``text``."""
-        if _holds(path, text):
-            return
-        try:
-            # Atomic, not fsynced: an entry is a recording that the next record run rewrites,
-            # and one that a power cut truncated fails validation naming its file. An fsync per
-            # call cost ~3.5 ms of each recorded call's wall time.
-            write_atomic(path, text, mode=0o644, durable=False)
-        except OSError as exc:
-            with self._lock:
-                self._failure = self._failure or CacheError(f"{path}: cannot write cache entry: {exc}")
-        else:
-            self._count("_writes")
-        finally:
-            with self._lock:
-                if self._pending.get(key) is text:
+        written, errors = self._write_files(batch)
+        failure = f"{entry_path(self.root, errors[0][0])}: cannot write cache entry: {errors[0][1]}" if errors else None
+        with self._lock:
+            self._writes += written
+            if failure is not None and self._failure is None:
+                more = f" (and {len(errors) - 1} more entries)" if len(errors) > 1 else ""
+                self._failure = CacheError(failure + more)
+            for key, text in batch:
+                if self._pending.get(key) is text:  # not stored again meanwhile
                     del self._pending[key]
+
+    def _write_files(self, batch: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
+        """Write ``batch`` (key, compact text): through the child process, or here when it
+        cannot run. (files written, [(key, error message)])."""
+        if not self._process_failed:
+            try:
+                if self._process is None:
+                    self._process = WriterProcess(self.root)
+                return self._process.write(batch)
+            except OSError:
+                self._stop_process()
+                self._process_failed = True  # written here from now on; what the child wrote is left as it is
+        written, errors = 0, []
+        for key, text in batch:
+            try:
+                written += write_entry(self.root, key, text)
+            except (OSError, ValueError) as exc:
+                errors.append((key, str(exc)))
+        return written, errors
+
+    def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.close()
 
     def _raise_failure(self) -> None:
         with self._lock:
             failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-
-
-def _holds(path: Path, text: str) -> bool:
-    """True when ``path`` already holds exactly ``text`` (it is then not rewritten)."""
-    try:
-        return path.read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _nothing() -> None:
