@@ -54,9 +54,10 @@ def test_entries_are_written_by_a_child_process_in_the_committed_format(tmp_path
     assert cache.writes == 3 and ResponseCache(tmp_path, "strict").lookup(keys[2]) == RESPONSE
 
 
-def test_the_writer_thread_writes_when_no_child_process_can_start(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [OSError, RuntimeError])
+def test_the_writer_thread_writes_when_no_child_process_can_start(tmp_path, monkeypatch, error):
     def no_process(root):
-        raise OSError("no child processes here")
+        raise error("no child processes here")
 
     monkeypatch.setattr(cache_module, "WriterProcess", no_process)
     in_process = _in_process_writes(monkeypatch)
@@ -70,6 +71,7 @@ def test_the_writer_thread_writes_when_no_child_process_can_start(tmp_path, monk
 
 
 def test_a_child_that_dies_loses_no_entry(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_module, "_BATCH_SECONDS", 60)  # a batch goes when flushed, however slow the machine
     batches: list[int] = []
 
     class Killed(WriterProcess):
@@ -122,7 +124,7 @@ def test_the_protocol_answers_each_batch_with_its_files_and_errors(tmp_path):
     _serve(io.BytesIO("".join(lines).encode("utf-8")), answers, str(tmp_path))
     first, second = (json.loads(line) for line in answers.getvalue().splitlines())
     assert first["written"] == 1 and [key for key, _ in first["errors"]] == [good, blocked]
-    assert first["errors"][0][1].startswith("JSONDecodeError: ") and "Not a directory" in first["errors"][1][1]
+    assert first["errors"][0][1].startswith("JSONDecodeError: ") and first["errors"][1][1]
     assert second == {"written": 0, "errors": []}  # already on disk with the same text
 
 
@@ -138,3 +140,46 @@ def test_write_entry_rewrites_only_a_changed_entry(tmp_path):
 def test_main_refuses_bad_arguments(capsys):
     assert main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_forked_copy_of_the_process_neither_keeps_the_writer_open_nor_loses_its_entries(tmp_path, monkeypatch):
+    # multiprocessing's "fork" start method in an app under test: the copy inherits the
+    # cache, its writer process's pipes, and no writer thread.
+    from pytest_llmeval.providers import cache_writer
+
+    monkeypatch.setattr(cache_writer, "_CLOSE_SECONDS", 120)  # a child kept open would be killed, not time out quietly
+    started: list[WriterProcess] = []
+
+    class Recorded(WriterProcess):
+        def __init__(self, root):
+            super().__init__(root)
+            started.append(self)
+
+    monkeypatch.setattr(cache_module, "WriterProcess", Recorded)
+    cache = ResponseCache(tmp_path, "readwrite")
+    cache.store(cache_key(_request(0)), _request(0), RESPONSE)
+    cache.flush()
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the copy: outlives the parent's close, then records an entry of its own
+        status = 1
+        try:
+            os.close(go_write)
+            os.read(go_read, 1)
+            cache.store(cache_key(_request(1)), _request(1), RESPONSE)
+            cache.close()
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(go_read)
+    try:
+        cache.close()  # the copy still runs: the child must see the end of its input anyway
+        assert started[0].exit_code == 0  # it ended on its own, not killed after the wait
+    finally:
+        os.write(go_write, b"x")
+        os.close(go_write)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    reader = ResponseCache(tmp_path, "strict")
+    assert reader.lookup(cache_key(_request(0))) == RESPONSE and reader.lookup(cache_key(_request(1))) == RESPONSE

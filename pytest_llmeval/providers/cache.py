@@ -55,8 +55,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping
@@ -153,7 +155,8 @@ class ResponseCache:
     """
 
     def __init__(self, root: Path, mode: str) -> None:
-        self.root = Path(root)
+        _caches.add(self)
+        self.root = Path(os.path.abspath(root))  # where the writer process writes too, whatever the cwd later
         self.mode = parse_cache_mode(mode)
         self._lock = threading.Lock()
         self._hits = 0
@@ -163,9 +166,7 @@ class ResponseCache:
         self._batch_due = False  # a batch is queued for the writer thread
         self._hurry = threading.Event()  # flush: write the batch now
         self._failure: CacheError | None = None  # the first failed write, not raised yet
-        self._writer: ThreadPoolExecutor | None = None
-        self._process: WriterProcess | None = None  # the writer thread's child, started with the first batch
-        self._process_failed = False  # it could not start or died: the writer thread writes the files
+        self._writer: _Writer | None = None
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.root)!r}, {self.mode!r})"
@@ -264,13 +265,13 @@ class ResponseCache:
             self._pending[key] = text
             start, self._batch_due = not self._batch_due, True
             if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="llm-eval-cache-writer")
+                self._writer = _Writer(self.root)
             writer = self._writer
         if start:
             try:
-                writer.submit(self._write_batch)
+                writer.thread.submit(self._write_batch, writer)
             except RuntimeError:  # the interpreter is shutting down: no new threads, write here
-                self._write_batch()
+                self._write_batch(writer)
 
     def flush(self) -> None:
         """Wait until every entry handed to :meth:`store` is on disk (or failed). Raises
@@ -279,7 +280,7 @@ class ResponseCache:
             writer = self._writer
         if writer is not None:
             self._hurry.set()
-            writer.submit(_nothing).result()  # one writer thread, first in first out
+            writer.thread.submit(_nothing).result()  # one writer thread, first in first out
         self._raise_failure()
 
     def close(self) -> None:
@@ -291,10 +292,9 @@ class ResponseCache:
             with self._lock:
                 writer, self._writer = self._writer, None
             if writer is not None:
-                writer.submit(self._stop_process)
-                writer.shutdown()
+                writer.stop()
 
-    def _write_batch(self) -> None:
+    def _write_batch(self, writer: _Writer) -> None:
         """The writer thread's turn: every entry stored in the last :data:`_BATCH_SECONDS`
         (or until :meth:`flush`), at once: one wake-up per batch, not per call, for a thread
         that shares the GIL with the calls in flight."""
@@ -302,46 +302,87 @@ class ResponseCache:
         with self._lock:
             batch, self._batch_due = list(self._pending.items()), False
             self._hurry.clear()
-        written, errors = self._write_files(batch)
-        failure = f"{entry_path(self.root, errors[0][0])}: cannot write cache entry: {errors[0][1]}" if errors else None
-        with self._lock:
-            self._writes += written
-            if failure is not None and self._failure is None:
-                more = f" (and {len(errors) - 1} more entries)" if len(errors) > 1 else ""
-                self._failure = CacheError(failure + more)
-            for key, text in batch:
-                if self._pending.get(key) is text:  # not stored again meanwhile
-                    del self._pending[key]
-
-    def _write_files(self, batch: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
-        """Write ``batch`` (key, compact text): through the child process, or here when it
-        cannot run. (files written, [(key, error message)])."""
-        if not self._process_failed:
-            try:
-                if self._process is None:
-                    self._process = WriterProcess(self.root)
-                return self._process.write(batch)
-            except OSError:
-                self._stop_process()
-                self._process_failed = True  # written here from now on; what the child wrote is left as it is
-        written, errors = 0, []
-        for key, text in batch:
-            try:
-                written += write_entry(self.root, key, text)
-            except (OSError, ValueError) as exc:
-                errors.append((key, str(exc)))
-        return written, errors
-
-    def _stop_process(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            process.close()
+        try:
+            written, errors = writer.write(batch)
+        except BaseException as exc:  # never a batch lost without a word
+            written, errors = 0, [(key, f"{type(exc).__name__}: {exc}") for key, _ in batch]
+            raise
+        finally:
+            failure = f"{entry_path(self.root, errors[0][0])}: cannot write cache entry: {errors[0][1]}" if errors else None
+            with self._lock:
+                self._writes += written
+                if failure is not None and self._failure is None:
+                    more = f" (and {len(errors) - 1} more entries)" if len(errors) > 1 else ""
+                    self._failure = CacheError(failure + more)
+                for key, text in batch:
+                    if self._pending.get(key) is text:  # written or failed (said), and not stored again meanwhile
+                        del self._pending[key]
 
     def _raise_failure(self) -> None:
         with self._lock:
             failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
+
+
+class _Writer:
+    """One writer thread and its child process, made together and stopped together: the
+    process is only ever used from that thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="llm-eval-cache-writer")
+        self._process: WriterProcess | None = None  # started with the first batch
+        self._process_failed = False  # it could not start or died: this thread writes the files
+
+    def write(self, batch: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
+        """Write ``batch`` ((key, compact text) pairs) through the child process, or here when
+        it cannot run (the batch in hand included): (files written, [(key, error message)])."""
+        if not self._process_failed:
+            try:
+                if self._process is None:
+                    self._process = WriterProcess(self.root)
+                return self._process.write(batch)
+            except Exception:  # OSError when it cannot start or is gone; whatever else, the same
+                self._stop_process()
+                self._process_failed = True  # what the child wrote stays; the rest is written here
+        written, errors = 0, []
+        for key, text in batch:
+            try:
+                written += write_entry(self.root, key, text)
+            except Exception as exc:  # every entry gets its answer
+                errors.append((key, str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"))
+        return written, errors
+
+    def stop(self) -> None:
+        """Finish the batches queued, then end the child process."""
+        try:
+            self.thread.submit(self._stop_process)
+        except RuntimeError:  # the interpreter is shutting down: the process's finalizer ends it
+            pass
+        self.thread.shutdown()
+
+    def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.close()
+
+
+_caches: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a forked process: the writer threads did not come along (their queues would never
+    run), so each cache starts a writer of its own with its next store; entries waiting in
+    the parent are written by the parent (and again here if this copy stores, identical)."""
+    for cache in list(_caches):
+        cache._lock = threading.Lock()
+        cache._hurry = threading.Event()
+        cache._writer, cache._batch_due = None, False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _nothing() -> None:

@@ -19,10 +19,11 @@ one pipe write per batch.
 
 Protocol, UTF-8 lines. To the child (stdin): ``<key> <compact JSON of the entry>`` per
 entry, then ``.`` to end a batch. From the child (stdout), one line per batch:
-``{"written": <files written>, "errors": [[<key>, <message>], ...]}``. The child runs in
-a process group of its own and ignores SIGINT (Ctrl-C stops the run, not the writes it
-has handed over), and exits at the end of its input, so a run that dies still leaves
-every entry it handed over on disk.
+``{"written": <files written>, "errors": [[<key>, <message>], ...]}``. The child ignores
+SIGINT and, on POSIX, runs in a process group of its own (Ctrl-C stops the run, not the
+writes it has handed over); it exits at the end of its input, so a run that dies still
+leaves every entry it handed over on disk. A process forked from this one lets go of the
+pipes (:func:`_after_fork`), so only the process that started the child holds its input.
 """
 
 from __future__ import annotations
@@ -92,10 +93,16 @@ class WriterProcess:
         # Also at interpreter exit, for a cache nobody closed: its entries are on disk when
         # this process ends.
         self._close = weakref.finalize(self, _close_process, self._proc)
+        _running.add(self)
 
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The child's exit status once it ended (negative: killed by that signal), else None."""
+        return self._proc.poll()
 
     def write(self, batch: Sequence[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
         """Hand ``batch`` ((key, compact JSON) pairs) to the child and wait until its files are
@@ -122,6 +129,33 @@ class WriterProcess:
         """End the input and wait for the child to write what it was handed and exit (at most
         :data:`_CLOSE_SECONDS`, then it is killed)."""
         self._close()
+
+    def _forked(self) -> None:
+        """In a process forked from the one that started the child: let go of the pipes (they
+        now lead to /dev/null, so nothing this copy flushes reaches the child, and the child
+        sees the end of its input when its own parent closes it) and of the child."""
+        self._close.detach()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    os.dup2(devnull, pipe.fileno())
+        finally:
+            os.close(devnull)
+        self._proc.returncode = 0  # not this process's child: never waited for here
+
+
+_running: weakref.WeakSet[WriterProcess] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for process in list(_running):
+        process._forked()
+    _running.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _close_process(proc: subprocess.Popen[bytes]) -> None:
