@@ -219,13 +219,13 @@ def test_the_async_client_writes_the_cache_off_the_event_loop(server, tmp_path, 
     monkeypatch.setattr(cache_module, "WriterProcess", no_process)
     cache = ResponseCache(tmp_path, "readwrite")
     writers: list[str] = []
-    write = cache_module.write_entry
+    write = cache_module.write_batch
 
-    def spy(*args, **kwargs):
-        writers.append(threading.current_thread().name)
-        return write(*args, **kwargs)
+    def spy(root, batch):
+        writers.extend(threading.current_thread().name for _ in batch)
+        return write(root, batch)
 
-    monkeypatch.setattr(cache_module, "write_entry", spy)
+    monkeypatch.setattr(cache_module, "write_batch", spy)
 
     async def run():
         async with AsyncChatClient(model="gpt-4o-mini", base_url=server.base_url, api_key_env="TEST_KEY", cache=cache) as client:

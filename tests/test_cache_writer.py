@@ -24,15 +24,15 @@ def _request(i: int) -> dict:
 
 
 def _in_process_writes(monkeypatch) -> list[str]:
-    """Names of the threads that write entry files in this process (through write_entry)."""
+    """Names of the threads that write entry files in this process (through write_batch), one per entry."""
     threads: list[str] = []
-    write = cache_module.write_entry
+    write = cache_module.write_batch
 
-    def spy(*args, **kwargs):
-        threads.append(threading.current_thread().name)
-        return write(*args, **kwargs)
+    def spy(root, batch):
+        threads.extend(threading.current_thread().name for _ in batch)
+        return write(root, batch)
 
-    monkeypatch.setattr(cache_module, "write_entry", spy)
+    monkeypatch.setattr(cache_module, "write_batch", spy)
     return threads
 
 

@@ -323,13 +323,13 @@ def test_async_sdk_calls_are_recorded_off_the_event_loop(server, tmp_path, monke
         monkeypatch.setattr(cache_module, "WriterProcess", no_process)
     cache = use_cache(tmp_path / "cache", "readwrite")
     writers: list[str] = []
-    write = cache_module.write_entry
+    write = cache_module.write_batch
 
-    def spy(*args, **kwargs):
-        writers.append(threading.current_thread().name)
-        return write(*args, **kwargs)
+    def spy(root, batch):
+        writers.extend(threading.current_thread().name for _ in batch)
+        return write(root, batch)
 
-    monkeypatch.setattr(cache_module, "write_entry", spy)
+    monkeypatch.setattr(cache_module, "write_batch", spy)
 
     async def call():
         async with openai.AsyncOpenAI(base_url=server.base_url, api_key=KEY) as aclient:

@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import CacheError, CacheMissError, ConfigError
-from .cache_writer import WriterProcess, entry_path, write_entry
+from .cache_writer import WriterProcess, entry_path, write_batch
 from .redaction import redact
 
 __all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "cache_request", "key_url", "parse_cache_mode"]
@@ -346,13 +346,7 @@ class _Writer:
             except Exception:  # OSError when it cannot start or is gone; whatever else, the same
                 self._stop_process()
                 self._process_failed = True  # what the child wrote stays; the rest is written here
-        written, errors = 0, []
-        for key, text in batch:
-            try:
-                written += write_entry(self.root, key, text)
-            except Exception as exc:  # every entry gets its answer
-                errors.append((key, str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"))
-        return written, errors
+        return write_batch(self.root, batch)
 
     def stop(self) -> None:
         """Finish the batches queued, then end the child process."""

@@ -37,7 +37,9 @@ import weakref
 from pathlib import Path
 from typing import BinaryIO, Sequence
 
-__all__ = ["WriterProcess", "entry_path", "entry_text", "main", "write_entry"]
+from ..fileio import write_atomic
+
+__all__ = ["WriterProcess", "entry_path", "entry_text", "main", "write_batch", "write_entry"]
 
 _END = b".\n"
 _CLOSE_SECONDS = 30.0  # how long close() waits for the child to write what it was handed
@@ -58,8 +60,6 @@ def write_entry(root: str | os.PathLike[str], key: str, compact: str) -> bool:
     """Write the entry file of ``key`` under ``root`` from its compact JSON. True when the
     file was written, False when it already held the same text. Raises ``OSError`` (the
     file system) and ``ValueError`` (not JSON, or text that UTF-8 cannot encode)."""
-    from ..fileio import write_atomic
-
     path = entry_path(root, key)
     text = entry_text(compact)
     try:
@@ -73,6 +73,18 @@ def write_entry(root: str | os.PathLike[str], key: str, compact: str) -> bool:
     # cost ~3.5 ms of each recorded call's wall time.
     write_atomic(Path(path), text, mode=0o644, durable=False)
     return True
+
+
+def write_batch(root: str | os.PathLike[str], batch: Sequence[tuple[str, str]]) -> tuple[int, list[tuple[str, str]]]:
+    """:func:`write_entry` for each (key, compact JSON) of ``batch``: (files written,
+    [(key, error message)]). One bad entry never stops the others."""
+    written, errors = 0, []
+    for key, compact in batch:
+        try:
+            written += write_entry(root, key, compact)
+        except Exception as exc:  # every entry gets its answer
+            errors.append((key, str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"))
+    return written, errors
 
 
 class WriterProcess:
@@ -173,19 +185,16 @@ def _close_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _serve(source: BinaryIO, answers: BinaryIO, root: str) -> None:
-    written, errors = 0, []
+    batch: list[tuple[str, str]] = []
     for line in source:
         if line == _END:
+            written, errors = write_batch(root, batch)
             answers.write(json.dumps({"written": written, "errors": errors}).encode("ascii") + b"\n")
             answers.flush()
-            written, errors = 0, []
+            batch = []
             continue
         key, _, compact = line.rstrip(b"\n").partition(b" ")
-        name = key.decode("ascii", "replace")
-        try:
-            written += write_entry(root, name, compact.decode("utf-8", "surrogatepass"))
-        except Exception as exc:  # every entry gets its answer: one bad entry never stops the others
-            errors.append([name, f"{type(exc).__name__}: {exc}" if not isinstance(exc, OSError) else str(exc)])
+        batch.append((key.decode("ascii", "replace"), compact.decode("utf-8", "surrogatepass")))  # as the cache encodes
 
 
 def main(argv: Sequence[str]) -> int:
